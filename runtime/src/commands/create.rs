@@ -1,0 +1,99 @@
+use std::path::Path;
+
+use libcontainer::container::Container;
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::syscall::syscall::SyscallType;
+
+use crate::bundle::Bundle;
+use crate::cli::Globals;
+use crate::container::{WarrenMeta, container_dir};
+use crate::error::RuntimeError;
+use crate::executor::RuncLikeExecutor;
+
+/// What `create` and `run` share.
+pub struct CreateOptions<'a> {
+    pub id: &'a str,
+    pub bundle: &'a Path,
+    pub pid_file: Option<&'a Path>,
+    pub console_socket: Option<&'a Path>,
+    pub preserve_fds: i32,
+    pub no_pivot: bool,
+    pub detach: bool,
+}
+
+pub fn create(args: liboci_cli::Create, globals: &Globals) -> Result<Container, RuntimeError> {
+    create_container(
+        &CreateOptions {
+            id: &args.container_id,
+            bundle: &args.bundle,
+            pid_file: args.pid_file.as_deref(),
+            console_socket: args.console_socket.as_deref(),
+            preserve_fds: args.preserve_fds,
+            no_pivot: args.no_pivot,
+            detach: true,
+        },
+        globals,
+    )
+}
+
+pub fn create_container(
+    opts: &CreateOptions<'_>,
+    globals: &Globals,
+) -> Result<Container, RuntimeError> {
+    let dir = container_dir(&globals.root, opts.id)?;
+    let bundle = Bundle::load(opts.bundle)?;
+    if dir.exists() {
+        return Err(RuntimeError::Exists(opts.id.to_owned()));
+    }
+    std::fs::create_dir_all(&globals.root)
+        .map_err(|e| RuntimeError::io("cannot create state root", &globals.root, e))?;
+
+    let built = ContainerBuilder::new(opts.id.to_owned(), SyscallType::default())
+        .with_executor(RuncLikeExecutor)
+        .with_root_path(globals.root.clone())
+        .and_then(|b| b.with_pid_file(opts.pid_file))
+        .map(|b| {
+            b.with_console_socket(opts.console_socket)
+                .with_preserved_fds(opts.preserve_fds)
+                .as_init(&bundle.dir)
+                .with_systemd(globals.systemd_cgroup)
+                .with_detach(opts.detach)
+                .with_no_pivot(opts.no_pivot)
+        })
+        .and_then(|b| b.build());
+
+    let container = match built {
+        Ok(c) => c,
+        Err(err) => {
+            remove_leftover(&dir);
+            return Err(err.into());
+        }
+    };
+    let meta = WarrenMeta {
+        rootfs: bundle.rootfs.clone(),
+    };
+    if let Err(err) = meta.save(&dir) {
+        remove_leftover(&dir);
+        return Err(err);
+    }
+    Ok(container)
+}
+
+/// Removes what a failed create left in the state root. libcontainer cleans
+/// up its cgroup and directory itself; this catches the cases where it
+/// failed before it knew it had anything to clean.
+fn remove_leftover(dir: &Path) {
+    if !dir.exists() {
+        return;
+    }
+    if let Ok(mut c) = Container::load(dir.to_path_buf()) {
+        if let Err(err) = c.delete(true) {
+            tracing::warn!(dir = %dir.display(), %err, "cleanup of failed create");
+        }
+    }
+    if dir.exists() {
+        if let Err(err) = std::fs::remove_dir_all(dir) {
+            tracing::warn!(dir = %dir.display(), %err, "cannot remove state of failed create");
+        }
+    }
+}

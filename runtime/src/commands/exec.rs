@@ -1,0 +1,54 @@
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::syscall::syscall::SyscallType;
+
+use crate::cli::Globals;
+use crate::commands::wait::forward_and_wait;
+use crate::container::{load, status_name};
+use crate::error::RuntimeError;
+use crate::executor::RuncLikeExecutor;
+
+pub fn exec(args: liboci_cli::Exec, globals: &Globals) -> Result<i32, RuntimeError> {
+    let container = load(&globals.root, &args.container_id)?;
+    if !container.can_exec() {
+        return Err(RuntimeError::WrongState {
+            id: args.container_id.clone(),
+            status: status_name(container.status()).to_owned(),
+            action: "exec",
+            wanted: "running",
+        });
+    }
+    if args.process.is_none() && args.command.is_empty() {
+        return Err(RuntimeError::ConfigInvalid {
+            path: "exec".into(),
+            reason: "give a command or --process".into(),
+        });
+    }
+    let user = args.user.map(|(u, _)| u);
+    let group = args.user.and_then(|(_, g)| g);
+    let pid = ContainerBuilder::new(args.container_id.clone(), SyscallType::default())
+        .with_executor(RuncLikeExecutor)
+        .with_root_path(globals.root.clone())?
+        .with_console_socket(args.console_socket.as_ref())
+        .with_pid_file(args.pid_file.as_ref())?
+        .with_preserved_fds(args.preserve_fds)
+        .as_tenant()
+        .with_detach(args.detach)
+        .with_cwd(args.cwd.as_ref())
+        .with_env(args.env.into_iter().collect())
+        .with_process(args.process.as_ref())
+        .with_no_new_privs(args.no_new_privs)
+        .with_container_args(args.command)
+        .with_additional_gids(args.additional_gids)
+        .with_user(user)
+        .with_group(group)
+        .with_capabilities(args.cap)
+        .with_ignore_paused(args.ignore_paused)
+        .with_sub_cgroup(args.cgroup)
+        .with_apparmor(args.apparmor)
+        .with_process_label(args.process_label)
+        .build()?;
+    if args.detach {
+        return Ok(0);
+    }
+    forward_and_wait(pid)
+}

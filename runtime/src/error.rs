@@ -1,0 +1,98 @@
+//! Errors that warren-runc reports to its caller.
+//!
+//! Shims match some of these messages by substring (containerd looks for
+//! `does not exist`, `container not running` and `no such process`), so the
+//! wording of those variants is part of the interface.
+
+use std::path::PathBuf;
+
+use libcontainer::error::LibcontainerError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("container \"{0}\" does not exist")]
+    NotExist(String),
+    #[error("container \"{0}\" already exists")]
+    Exists(String),
+    #[error("container \"{0}\" not running")]
+    NotRunning(String),
+    #[error("container \"{id}\" is {status}, {action} needs it {wanted}")]
+    WrongState {
+        id: String,
+        status: String,
+        action: &'static str,
+        wanted: &'static str,
+    },
+    #[error("invalid container id {0:?}: use letters, digits, '_', '+', '-' and '.'")]
+    InvalidId(String),
+    #[error("bundle {0}: no such directory")]
+    BundleMissing(PathBuf),
+    #[error("bundle {path}: cannot read config.json")]
+    ConfigRead {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: invalid config")]
+    ConfigParse {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{path}: {reason}")]
+    ConfigInvalid { path: PathBuf, reason: String },
+    #[error("rootfs {0}: no such directory")]
+    RootfsMissing(PathBuf),
+    #[error("unknown signal {0:?}")]
+    UnknownSignal(String),
+    #[error("{what} {path}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Libcontainer(#[from] LibcontainerError),
+}
+
+impl RuntimeError {
+    pub fn io(what: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        RuntimeError::Io {
+            what,
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// Renders an error and its causes on one line: `outer: cause: root cause`.
+/// A cause whose text the outer message already ends with is skipped.
+pub fn one_line(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !text.is_empty() && !line.ends_with(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        source = cause.source();
+    }
+    line.replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_line_joins_causes() {
+        let err = RuntimeError::io(
+            "cannot read",
+            "/x",
+            std::io::Error::from(std::io::ErrorKind::NotFound),
+        );
+        assert_eq!(one_line(&err), "cannot read /x: entity not found");
+    }
+}

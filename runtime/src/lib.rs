@@ -1,0 +1,12 @@
+//! warren-runc: a runc-compatible OCI runtime for system containers, built on
+//! youki's libcontainer.
+
+pub mod bundle;
+pub mod cli;
+pub mod commands;
+pub mod container;
+pub mod error;
+pub mod executor;
+pub mod features;
+pub mod logging;
+pub mod signal;
