@@ -12,6 +12,8 @@ use crate::error::RuntimeError;
 /// Warren's own record of a container, kept beside libcontainer's state.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct WarrenMeta {
+    /// The caller's bundle directory.
+    pub bundle: PathBuf,
     /// The rootfs the container runs on, as the caller's config named it.
     pub rootfs: PathBuf,
 }
@@ -100,15 +102,6 @@ pub struct RuncState {
     pub annotations: HashMap<String, String>,
 }
 
-fn rootfs_of(container: &Container) -> PathBuf {
-    if let Some(meta) = WarrenMeta::load(&container.root) {
-        return meta.rootfs;
-    }
-    // A container created before warren kept its record: read the bundle.
-    crate::bundle::Bundle::load(container.bundle())
-        .map(|b| b.rootfs)
-        .unwrap_or_default()
-}
 
 pub fn runc_state(container: &Container) -> RuncState {
     let status = container.status();
@@ -120,13 +113,18 @@ pub fn runc_state(container: &Container) -> RuncState {
         .creator()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
+    // A container whose create was interrupted has no record yet.
+    let meta = WarrenMeta::load(&container.root).unwrap_or_else(|| WarrenMeta {
+        bundle: container.bundle().clone(),
+        rootfs: PathBuf::new(),
+    });
     RuncState {
         oci_version: oci_spec::runtime::VERSION.to_owned(),
         id: container.id().to_owned(),
         pid,
         status: status_name(status).to_owned(),
-        bundle: container.bundle().clone(),
-        rootfs: rootfs_of(container),
+        bundle: meta.bundle,
+        rootfs: meta.rootfs,
         created: container
             .created()
             .map(|c| c.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true))

@@ -9,4 +9,6 @@ pub mod error;
 pub mod executor;
 pub mod features;
 pub mod logging;
+pub mod prepared;
 pub mod signal;
+pub mod spec;

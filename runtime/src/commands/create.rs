@@ -9,6 +9,8 @@ use crate::cli::Globals;
 use crate::container::{WarrenMeta, container_dir};
 use crate::error::RuntimeError;
 use crate::executor::RuncLikeExecutor;
+use crate::prepared;
+use crate::spec::{Target, rewrite};
 
 /// What `create` and `run` share.
 pub struct CreateOptions<'a> {
@@ -47,6 +49,14 @@ pub fn create_container(
     }
     std::fs::create_dir_all(&globals.root)
         .map_err(|e| RuntimeError::io("cannot create state root", &globals.root, e))?;
+    let spec = rewrite(
+        bundle.spec.clone(),
+        &Target {
+            id: opts.id,
+            rootfs: &bundle.rootfs,
+        },
+    );
+    let prepared_dir = prepared::write(&globals.root, opts.id, &spec)?;
 
     let built = ContainerBuilder::new(opts.id.to_owned(), SyscallType::default())
         .with_executor(RuncLikeExecutor)
@@ -55,7 +65,7 @@ pub fn create_container(
         .map(|b| {
             b.with_console_socket(opts.console_socket)
                 .with_preserved_fds(opts.preserve_fds)
-                .as_init(&bundle.dir)
+                .as_init(&prepared_dir)
                 .with_systemd(globals.systemd_cgroup)
                 .with_detach(opts.detach)
                 .with_no_pivot(opts.no_pivot)
@@ -65,15 +75,18 @@ pub fn create_container(
     let container = match built {
         Ok(c) => c,
         Err(err) => {
-            remove_leftover(&dir);
+            remove_leftover(&globals.root, opts.id, &dir);
             return Err(err.into());
         }
     };
+    // libcontainer's state points at the prepared bundle, which exec reads
+    // too; `state` reports the caller's bundle from warren's record.
     let meta = WarrenMeta {
+        bundle: bundle.dir.clone(),
         rootfs: bundle.rootfs.clone(),
     };
     if let Err(err) = meta.save(&dir) {
-        remove_leftover(&dir);
+        remove_leftover(&globals.root, opts.id, &dir);
         return Err(err);
     }
     Ok(container)
@@ -82,7 +95,10 @@ pub fn create_container(
 /// Removes what a failed create left in the state root. libcontainer cleans
 /// up its cgroup and directory itself; this catches the cases where it
 /// failed before it knew it had anything to clean.
-fn remove_leftover(dir: &Path) {
+fn remove_leftover(root: &Path, id: &str, dir: &Path) {
+    if let Err(err) = prepared::remove(root, id) {
+        tracing::warn!(%err, "cleanup of failed create");
+    }
     if !dir.exists() {
         return;
     }

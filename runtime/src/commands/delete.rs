@@ -3,6 +3,7 @@ use libcontainer::container::ContainerStatus;
 use crate::cli::Globals;
 use crate::container::{container_dir, load, status_name};
 use crate::error::RuntimeError;
+use crate::prepared;
 
 pub fn delete(id: &str, force: bool, globals: &Globals) -> Result<(), RuntimeError> {
     let mut container = match load(&globals.root, id) {
@@ -15,7 +16,7 @@ pub fn delete(id: &str, force: bool, globals: &Globals) -> Result<(), RuntimeErr
                 std::fs::remove_dir_all(&dir)
                     .map_err(|e| RuntimeError::io("cannot remove", &dir, e))?;
             }
-            return Ok(());
+            return prepared::remove(&globals.root, id);
         }
         Err(e) => return Err(e),
     };
@@ -29,5 +30,5 @@ pub fn delete(id: &str, force: bool, globals: &Globals) -> Result<(), RuntimeErr
         });
     }
     container.delete(force)?;
-    Ok(())
+    prepared::remove(&globals.root, id)
 }

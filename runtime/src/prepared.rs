@@ -1,0 +1,36 @@
+//! Prepared bundles: the rewritten config.json that libcontainer reads.
+//!
+//! They live in `<root>/@prepared/<id>/`. `@` is not allowed in container
+//! ids, so the directory can never collide with a container's state.
+
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::Spec;
+
+use crate::error::RuntimeError;
+
+pub fn dir(root: &Path, id: &str) -> PathBuf {
+    root.join("@prepared").join(id)
+}
+
+/// Writes the spec as `<dir>/config.json`, replacing what a crashed create
+/// may have left.
+pub fn write(root: &Path, id: &str, spec: &Spec) -> Result<PathBuf, RuntimeError> {
+    let dir = dir(root, id);
+    remove(root, id)?;
+    std::fs::create_dir_all(&dir).map_err(|e| RuntimeError::io("cannot create", &dir, e))?;
+    let path = dir.join("config.json");
+    let text = serde_json::to_vec(spec)
+        .map_err(|e| RuntimeError::io("cannot encode", &path, std::io::Error::other(e)))?;
+    std::fs::write(&path, text).map_err(|e| RuntimeError::io("cannot write", &path, e))?;
+    Ok(dir)
+}
+
+pub fn remove(root: &Path, id: &str) -> Result<(), RuntimeError> {
+    let dir = dir(root, id);
+    match std::fs::remove_dir_all(&dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(RuntimeError::io("cannot remove", &dir, e)),
+    }
+}
