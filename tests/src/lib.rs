@@ -1,1 +1,46 @@
+//! The harness for warren's end-to-end tests: real containers, as root.
+//!
+//! Tests drive the `warren-runc` binary (and runc, crun, containerd and
+//! podman for comparison) and assert what a probe inside the container sees.
+//! Anything a test needs that is missing makes it panic with the reason:
+//! a test never passes without having run.
 
+pub mod fixtures;
+pub mod host;
+pub mod runtime;
+
+use std::path::{Path, PathBuf};
+
+/// The workspace root (the parent of this crate).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the tests crate sits inside the workspace")
+        .to_path_buf()
+}
+
+/// The directory build products and fixtures go in.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// Panics unless running as root: these tests create namespaces, cgroups
+/// and mounts.
+pub fn require_root() {
+    if !nix::unistd::geteuid().is_root() {
+        panic!("this test needs root: run it through `cargo xtask test` as root");
+    }
+}
+
+/// A name unique to this process and call, for container ids and dirs.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}

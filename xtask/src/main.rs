@@ -1,1 +1,32 @@
-fn main() {}
+//! `cargo xtask`: the project's own tasks. One subcommand per file.
+
+use clap::{Parser, Subcommand};
+
+mod demo;
+mod deps;
+mod test;
+
+#[derive(Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Install what building and testing warren needs (Debian packages, containerd 2.x)
+    Deps(deps::Args),
+    /// Build warren and run a busybox system container with it
+    Demo(demo::Args),
+    /// Install what is missing, build, and run every test as root
+    Test(test::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Deps(args) => deps::run(&args),
+        Command::Demo(args) => demo::run(&args),
+        Command::Test(args) => test::run(&args),
+    }
+}
