@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
-use xtask::{apt_install, output, path_str, run, target_dir};
+use xtask::{apt_install, output, path_str, run as run_cmd, target_dir};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -68,21 +68,21 @@ pub fn containerd() -> Result<PathBuf> {
     };
     let mut update = Command::new("apt-get");
     apt_opts(&mut update)?;
-    run(update.args(["update", "-q"]))?;
+    run_cmd(update.args(["update", "-q"]))?;
     let debs = apt.join("debs");
     for old in std::fs::read_dir(&debs)?.flatten() {
         let _ = std::fs::remove_file(old.path());
     }
     let mut download = Command::new("apt-get");
     apt_opts(&mut download)?;
-    run(download.current_dir(&debs).args(["download", "containerd"]))?;
+    run_cmd(download.current_dir(&debs).args(["download", "containerd"]))?;
     let deb = std::fs::read_dir(&debs)?
         .flatten()
         .map(|e| e.path())
         .find(|p| p.extension().is_some_and(|e| e == "deb"))
         .context("apt-get download left no .deb")?;
     let _ = std::fs::remove_dir_all(&root);
-    run(Command::new("dpkg").arg("-x").arg(&deb).arg(&root))?;
+    run_cmd(Command::new("dpkg").arg("-x").arg(&deb).arg(&root))?;
     if !is_containerd_2(&bin) {
         bail!("{} does not hold containerd 2.x", deb.display());
     }
