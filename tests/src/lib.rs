@@ -5,8 +5,10 @@
 //! Anything a test needs that is missing makes it panic with the reason:
 //! a test never passes without having run.
 
+pub mod containerd;
 pub mod fixtures;
 pub mod host;
+pub mod images;
 pub mod runtime;
 
 use std::path::{Path, PathBuf};
