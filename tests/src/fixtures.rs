@@ -70,6 +70,9 @@ pub fn shared_busybox() -> PathBuf {
 /// A private copy of the busybox rootfs, for tests that write to it.
 pub fn private_busybox(dir: &Path) -> PathBuf {
     let shared = shared_busybox();
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent).expect("create parent of private rootfs");
+    }
     let status = Command::new("cp")
         .args(["-a", "--"])
         .arg(&shared)
