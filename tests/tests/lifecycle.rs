@@ -270,8 +270,7 @@ fn json_log_ends_with_the_error_record() {
     let last_error = text
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|r| r["level"] == "error")
-        .last()
+        .rfind(|r| r["level"] == "error")
         .expect("an error record");
     assert_eq!(last_error["msg"], "container \"no-such-container\" does not exist");
     assert!(last_error["time"].is_string());

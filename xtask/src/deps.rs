@@ -132,12 +132,11 @@ fn debian_mirror() -> Result<(String, String)> {
     let list = std::fs::read_to_string("/etc/apt/sources.list").unwrap_or_default();
     for line in list.lines() {
         let words: Vec<&str> = line.split_whitespace().collect();
-        if words.first() == Some(&"deb") {
-            if let Some(uri) = words.iter().find(|w| w.contains("://")) {
-                if !uri.contains("security") {
-                    return Ok(((*uri).to_owned(), default_keyring));
-                }
-            }
+        let uri = words.iter().find(|w| w.contains("://"));
+        if let (Some(&"deb"), Some(uri)) = (words.first(), uri)
+            && !uri.contains("security")
+        {
+            return Ok(((*uri).to_owned(), default_keyring));
         }
     }
     bail!("no Debian archive found in /etc/apt sources")

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{Root, Spec};
+use oci_spec::runtime::Spec;
 
 /// The cgroup parent used when the spec names no cgroup.
 pub const CGROUP_PARENT: &str = "/warren";
@@ -25,7 +25,7 @@ pub struct Target<'a> {
 /// - A spec without `linux.cgroupsPath` gets `/warren/<id>`, so that
 ///   containers of every caller land under one parent.
 pub fn rewrite(mut spec: Spec, target: &Target<'_>) -> Spec {
-    let mut root = spec.root().clone().unwrap_or_else(Root::default);
+    let mut root = spec.root().clone().unwrap_or_default();
     root.set_path(target.rootfs.to_path_buf());
     spec.set_root(Some(root));
 
@@ -61,7 +61,7 @@ mod tests {
         let out = rewrite(base(), &target());
         let root = out.root().as_ref().expect("root");
         assert_eq!(root.path(), Path::new("/b/rootfs"));
-        assert_eq!(root.readonly(), &Some(true));
+        assert_eq!(root.readonly(), Some(true));
     }
 
     #[test]
