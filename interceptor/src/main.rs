@@ -14,7 +14,9 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt().with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .init();
     tracing::error!(socket = %args.socket.display(), families = interceptor_ebpf::FAMILIES, "the seccomp listener is not built into this release yet");
     ExitCode::from(2)
 }

@@ -78,7 +78,7 @@ mod tests {
 
     fn minimal(extra: &str) -> String {
         format!(
-            r#"{{"ociVersion":"1.0.2","root":{{"path":"rootfs"}},"process":{{"cwd":"/","args":["/bin/true"]{extra}}}}}"#
+            r#"{{"ociVersion":"1.0.2","root":{{"path":"rootfs"}},"process":{{"cwd":"/","user":{{"uid":0,"gid":0}},"args":["/bin/true"]{extra}}}}}"#
         )
     }
 
@@ -106,7 +106,8 @@ mod tests {
 
     #[test]
     fn empty_args_are_refused() {
-        let text = r#"{"ociVersion":"1.0.2","process":{"cwd":"/","args":[]}}"#;
+        let text =
+            r#"{"ociVersion":"1.0.2","process":{"cwd":"/","user":{"uid":0,"gid":0},"args":[]}}"#;
         let msg = parse_spec(Path::new("c.json"), text)
             .unwrap_err()
             .to_string();
@@ -115,7 +116,8 @@ mod tests {
 
     #[test]
     fn old_versions_are_refused() {
-        let text = r#"{"ociVersion":"0.9","process":{"cwd":"/","args":["x"]}}"#;
+        let text =
+            r#"{"ociVersion":"0.9","process":{"cwd":"/","user":{"uid":0,"gid":0},"args":["x"]}}"#;
         let msg = parse_spec(Path::new("c.json"), text)
             .unwrap_err()
             .to_string();

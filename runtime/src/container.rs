@@ -23,9 +23,8 @@ const META_FILE: &str = "warren.json";
 impl WarrenMeta {
     pub fn save(&self, container_dir: &Path) -> Result<(), RuntimeError> {
         let path = container_dir.join(META_FILE);
-        let text = serde_json::to_vec(self).map_err(|e| {
-            RuntimeError::io("cannot encode", &path, std::io::Error::other(e))
-        })?;
+        let text = serde_json::to_vec(self)
+            .map_err(|e| RuntimeError::io("cannot encode", &path, std::io::Error::other(e)))?;
         std::fs::write(&path, text).map_err(|e| RuntimeError::io("cannot write", &path, e))
     }
 
@@ -101,7 +100,6 @@ pub struct RuncState {
     #[serde(default, skip_serializing_if = "HashMap::is_empty")]
     pub annotations: HashMap<String, String>,
 }
-
 
 pub fn runc_state(container: &Container) -> RuncState {
     let status = container.status();

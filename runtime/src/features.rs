@@ -209,13 +209,19 @@ mod tests {
             doc(false)["linux"]["mountExtensions"]["idmap"]["enabled"],
             false
         );
-        assert_eq!(doc(true)["linux"]["mountExtensions"]["idmap"]["enabled"], true);
+        assert_eq!(
+            doc(true)["linux"]["mountExtensions"]["idmap"]["enabled"],
+            true
+        );
     }
 
     #[test]
     fn annotations_name_versions() {
         let d = doc(false);
-        assert_eq!(d["annotations"]["io.github.seccomp.libseccomp.version"], "2.5.4");
+        assert_eq!(
+            d["annotations"]["io.github.seccomp.libseccomp.version"],
+            "2.5.4"
+        );
         assert_eq!(d["annotations"]["io.warren.commit"], "abc");
     }
 }

@@ -125,7 +125,8 @@ impl Visit for FieldCollector {
         if field.name() == "message" {
             self.msg = value.to_owned();
         } else {
-            self.fields.push((field.name().to_owned(), value.to_owned()));
+            self.fields
+                .push((field.name().to_owned(), value.to_owned()));
         }
     }
 

@@ -36,10 +36,11 @@ fn init_logs(cli: &Cli) -> Result<Logs, String> {
         LevelFilter::WARN
     };
     let file = match &cli.global.log {
-        Some(path) if path.as_os_str() != "/dev/stderr" => Some(Arc::new(
-            RecordLayer::open(path, format)
-                .map_err(|e| format!("cannot open log file {}: {e}", path.display()))?,
-        )),
+        Some(path) if path.as_os_str() != "/dev/stderr" => {
+            Some(Arc::new(RecordLayer::open(path, format).map_err(|e| {
+                format!("cannot open log file {}: {e}", path.display())
+            })?))
+        }
         _ => None,
     };
     let subscriber = Registry::default()

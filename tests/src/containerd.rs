@@ -55,14 +55,23 @@ state = "{state}"
             sock = socket.display(),
         );
         std::fs::write(dir.join("config.toml"), config).expect("write config");
-        let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+        let path = format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
         let child = Command::new(bin.join("containerd"))
             .arg("--config")
             .arg(dir.join("config.toml"))
             .env("PATH", path)
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&log).expect("create log"))
-            .stderr(std::fs::File::options().append(true).open(&log).expect("open log"))
+            .stderr(
+                std::fs::File::options()
+                    .append(true)
+                    .open(&log)
+                    .expect("open log"),
+            )
             .spawn()
             .expect("start containerd");
         let c = Containerd {
@@ -85,7 +94,11 @@ state = "{state}"
     }
 
     pub fn ctr(&self, args: &[&str]) -> Output {
-        let path = format!("{}:{}", self.bin.display(), std::env::var("PATH").unwrap_or_default());
+        let path = format!(
+            "{}:{}",
+            self.bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
         output_via_files(
             Command::new(self.bin.join("ctr"))
                 .arg("--address")
@@ -100,7 +113,13 @@ state = "{state}"
     }
 
     pub fn import(&self, namespace: &str, archive: &Path) -> Output {
-        self.ctr(&["-n", namespace, "images", "import", archive.to_str().expect("utf-8 path")])
+        self.ctr(&[
+            "-n",
+            namespace,
+            "images",
+            "import",
+            archive.to_str().expect("utf-8 path"),
+        ])
     }
 }
 
@@ -127,6 +146,8 @@ impl Drop for Containerd {
                 self.dir.display()
             ))
             .status();
-        if std::env::var_os("WARREN_KEEP").is_none() { let _ = std::fs::remove_dir_all(&self.dir); }
+        if std::env::var_os("WARREN_KEEP").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }

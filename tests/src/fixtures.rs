@@ -49,7 +49,10 @@ pub fn busybox_rootfs(dir: &Path) -> Result<PathBuf> {
     )?;
     std::fs::write(tmp.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n")?;
     std::fs::write(tmp.join(".complete"), "")?;
-    std::fs::set_permissions(tmp.join("tmp"), std::os::unix::fs::PermissionsExt::from_mode(0o1777))?;
+    std::fs::set_permissions(
+        tmp.join("tmp"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+    )?;
     match std::fs::rename(&tmp, dir) {
         Ok(()) => Ok(dir.to_path_buf()),
         // Another process finished first: use its tree.
@@ -109,7 +112,11 @@ pub fn bundle(
     let mut spec: serde_json::Value = serde_json::from_str(&text).expect("spec is json");
     spec["root"]["path"] = rootfs.to_string_lossy().into_owned().into();
     spec["process"]["terminal"] = false.into();
-    spec["process"]["args"] = args.iter().map(|s| s.to_string()).collect::<Vec<_>>().into();
+    spec["process"]["args"] = args
+        .iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>()
+        .into();
     edit(&mut spec);
     std::fs::write(&config, serde_json::to_vec_pretty(&spec).expect("encode"))
         .expect("write config.json");

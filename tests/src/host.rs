@@ -12,7 +12,14 @@ pub fn bind_hugetlb_v1() {
     }
     std::fs::create_dir_all("/sys/fs/cgroup/hugetlb").expect("mkdir /sys/fs/cgroup/hugetlb");
     let status = Command::new("mount")
-        .args(["-t", "cgroup", "-o", "hugetlb", "cgroup", "/sys/fs/cgroup/hugetlb"])
+        .args([
+            "-t",
+            "cgroup",
+            "-o",
+            "hugetlb",
+            "cgroup",
+            "/sys/fs/cgroup/hugetlb",
+        ])
         .status()
         .expect("run mount");
     let after =

@@ -18,15 +18,23 @@ fn assert_no_leftovers(rt: &Runtime, id: &str, bundle: Option<&Path>) {
         !rt.root.join("@prepared").join(id).exists(),
         "prepared bundle of {id} left behind"
     );
-    for controller in ["memory", "pids", "cpu", "freezer", "devices", "blkio", "cpuset"] {
-        let dir = Path::new("/sys/fs/cgroup").join(controller).join("warren").join(id);
+    for controller in [
+        "memory", "pids", "cpu", "freezer", "devices", "blkio", "cpuset",
+    ] {
+        let dir = Path::new("/sys/fs/cgroup")
+            .join(controller)
+            .join("warren")
+            .join(id);
         assert!(!dir.exists(), "cgroup {} left behind", dir.display());
     }
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
     for line in mountinfo.lines() {
         assert!(!line.contains(id), "mount left behind: {line}");
         if let Some(b) = bundle {
-            assert!(!line.contains(b.to_str().unwrap()), "mount left behind: {line}");
+            assert!(
+                !line.contains(b.to_str().unwrap()),
+                "mount left behind: {line}"
+            );
         }
     }
 }
@@ -35,7 +43,11 @@ fn assert_no_leftovers(rt: &Runtime, id: &str, bundle: Option<&Path>) {
 fn create_fails(rt: &Runtime, bundle: &Path, id: &str, want: &str) {
     let out = rt.run(&["create", "--bundle", bundle.to_str().unwrap(), id]);
     let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "create succeeded or crashed: {err}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "create succeeded or crashed: {err}"
+    );
     assert_eq!(err.lines().count(), 1, "not one line: {err}");
     assert!(err.contains(want), "{err:?} does not mention {want:?}");
     assert!(!err.contains("panicked"), "{err}");
@@ -62,7 +74,11 @@ fn config_with_a_syntax_error() {
     let rt = Runtime::warren();
     let b = bundle_dir("syntax");
     std::fs::create_dir_all(&b).unwrap();
-    std::fs::write(b.join("config.json"), "{\n  \"ociVersion\": \"1.0.2\",\n  \"process\": {\n").unwrap();
+    std::fs::write(
+        b.join("config.json"),
+        "{\n  \"ociVersion\": \"1.0.2\",\n  \"process\": {\n",
+    )
+    .unwrap();
     create_fails(&rt, &b, &unique("syntax"), "invalid config");
     let out = rt.run(&["create", "--bundle", b.to_str().unwrap(), "x"]);
     assert!(stderr(&out).contains("line"), "{}", stderr(&out));
@@ -71,34 +87,62 @@ fn config_with_a_syntax_error() {
 #[test]
 fn config_with_wrong_types() {
     let rt = Runtime::warren();
-    let b = bundle(&rt.bin, &bundle_dir("types"), &shared_busybox(), &["true"], |spec| {
-        spec["process"]["args"] = serde_json::json!("not-a-list");
-    });
+    let b = bundle(
+        &rt.bin,
+        &bundle_dir("types"),
+        &shared_busybox(),
+        &["true"],
+        |spec| {
+            spec["process"]["args"] = serde_json::json!("not-a-list");
+        },
+    );
     create_fails(&rt, &b, &unique("types"), "invalid type");
 }
 
 #[test]
 fn missing_rootfs() {
     let rt = Runtime::warren();
-    let b = bundle(&rt.bin, &bundle_dir("norootfs"), Path::new("/nonexistent/rootfs"), &["true"], |_| {});
+    let b = bundle(
+        &rt.bin,
+        &bundle_dir("norootfs"),
+        Path::new("/nonexistent/rootfs"),
+        &["true"],
+        |_| {},
+    );
     create_fails(&rt, &b, &unique("norootfs"), "rootfs /nonexistent/rootfs");
 }
 
 #[test]
 fn missing_executable() {
     let rt = Runtime::warren();
-    let b = bundle(&rt.bin, &bundle_dir("noexe"), &shared_busybox(), &["/no/such/program"], |_| {});
+    let b = bundle(
+        &rt.bin,
+        &bundle_dir("noexe"),
+        &shared_busybox(),
+        &["/no/such/program"],
+        |_| {},
+    );
     create_fails(&rt, &b, &unique("noexe"), "/no/such/program");
 }
 
 #[test]
 fn invalid_container_id() {
     let rt = Runtime::warren();
-    let b = bundle(&rt.bin, &bundle_dir("badid"), &shared_busybox(), &["true"], |_| {});
+    let b = bundle(
+        &rt.bin,
+        &bundle_dir("badid"),
+        &shared_busybox(),
+        &["true"],
+        |_| {},
+    );
     for id in ["../escape", "a/b", "sp ace"] {
         let out = rt.run(&["create", "--bundle", b.to_str().unwrap(), id]);
         assert_eq!(out.status.code(), Some(1));
-        assert!(stderr(&out).contains("invalid container id"), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("invalid container id"),
+            "{}",
+            stderr(&out)
+        );
     }
     assert!(!rt.root.parent().unwrap().join("escape").exists());
 }
@@ -127,7 +171,13 @@ fn unknown_container_id() {
 #[test]
 fn duplicate_id_keeps_the_first_container() {
     let rt = Runtime::warren();
-    let b = bundle(&rt.bin, &bundle_dir("dup"), &shared_busybox(), &["sleep", "1000"], |_| {});
+    let b = bundle(
+        &rt.bin,
+        &bundle_dir("dup"),
+        &shared_busybox(),
+        &["sleep", "1000"],
+        |_| {},
+    );
     let id = unique("dup");
     let _guard = rt.cleanup(&id);
     rt.ok(&["create", "--bundle", b.to_str().unwrap(), &id]);
@@ -145,7 +195,13 @@ fn duplicate_id_keeps_the_first_container() {
 #[test]
 fn delete_of_a_running_container_needs_force() {
     let rt = Runtime::warren();
-    let b = bundle(&rt.bin, &bundle_dir("delrun"), &shared_busybox(), &["sleep", "1000"], |_| {});
+    let b = bundle(
+        &rt.bin,
+        &bundle_dir("delrun"),
+        &shared_busybox(),
+        &["sleep", "1000"],
+        |_| {},
+    );
     let id = unique("delrun");
     let _guard = rt.cleanup(&id);
     rt.ok(&["run", "--detach", "--bundle", b.to_str().unwrap(), &id]);
@@ -157,6 +213,9 @@ fn delete_of_a_running_container_needs_force() {
     rt.ok(&["delete", "--force", &id]);
     // The init is gone, or a zombie waiting for its reaper.
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    assert!(stat.is_empty() || stat.contains(") Z "), "init still alive: {stat}");
+    assert!(
+        stat.is_empty() || stat.contains(") Z "),
+        "init still alive: {stat}"
+    );
     assert_no_leftovers(&rt, &id, Some(&b));
 }

@@ -67,8 +67,18 @@ fn containerd_runs_a_busybox_image_through_warren() {
     // root the shim gave it. Then the shim's kill and delete go through it.
     let id = unique("ctrd");
     let out = c.ctr(&[
-        "-n", "warren", "run", "-d", "--runtime", "io.containerd.runc.v2", "--runc-binary",
-        warren.to_str().unwrap(), reference, &id, "sleep", "1000",
+        "-n",
+        "warren",
+        "run",
+        "-d",
+        "--runtime",
+        "io.containerd.runc.v2",
+        "--runc-binary",
+        warren.to_str().unwrap(),
+        reference,
+        &id,
+        "sleep",
+        "1000",
     ]);
     assert!(out.status.success(), "ctr run -d: {}", stderr(&out));
     let state = warren_tests::runtime::output_via_files(
@@ -77,10 +87,20 @@ fn containerd_runs_a_busybox_image_through_warren() {
             .arg(shim_root)
             .args(["state", &id]),
     );
-    assert!(state.status.success(), "warren does not know the task: {}", stderr(&state));
+    assert!(
+        state.status.success(),
+        "warren does not know the task: {}",
+        stderr(&state)
+    );
     let state: serde_json::Value = serde_json::from_slice(&state.stdout).expect("state json");
     assert_eq!(state["status"], "running");
-    assert!(shim_root.join("@prepared").join(&id).join("config.json").exists());
+    assert!(
+        shim_root
+            .join("@prepared")
+            .join(&id)
+            .join("config.json")
+            .exists()
+    );
     let out = c.ctr(&["-n", "warren", "task", "kill", "-s", "KILL", &id]);
     assert!(out.status.success(), "task kill: {}", stderr(&out));
     let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -89,13 +109,20 @@ fn containerd_runs_a_busybox_image_through_warren() {
         if out.status.success() {
             break;
         }
-        assert!(std::time::Instant::now() < end, "task delete: {}", stderr(&out));
+        assert!(
+            std::time::Instant::now() < end,
+            "task delete: {}",
+            stderr(&out)
+        );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     let out = c.ctr(&["-n", "warren", "container", "delete", &id]);
     assert!(out.status.success(), "container delete: {}", stderr(&out));
     assert!(!shim_root.join(&id).exists(), "state left behind");
-    assert!(!shim_root.join("@prepared").join(&id).exists(), "prepared bundle left behind");
+    assert!(
+        !shim_root.join("@prepared").join(&id).exists(),
+        "prepared bundle left behind"
+    );
 
     let log = c.log_text();
     assert!(

@@ -20,7 +20,12 @@ fn probe(rt: &Runtime, b: &std::path::Path) -> String {
     let id = unique("diff");
     let _guard = rt.cleanup(&id);
     let out = rt.run(&["run", "--bundle", b.to_str().unwrap(), &id]);
-    assert!(out.status.success(), "{} run failed: {}", rt.name, stderr(&out));
+    assert!(
+        out.status.success(),
+        "{} run failed: {}",
+        rt.name,
+        stderr(&out)
+    );
     stdout(&out)
 }
 

@@ -13,7 +13,13 @@ fn bundle_dir(name: &str) -> std::path::PathBuf {
 #[test]
 fn create_start_kill_delete_reports_each_state() {
     let rt = Runtime::warren();
-    let b = bundle(&rt.bin, &bundle_dir("life"), &shared_busybox(), &["sleep", "1000"], |_| {});
+    let b = bundle(
+        &rt.bin,
+        &bundle_dir("life"),
+        &shared_busybox(),
+        &["sleep", "1000"],
+        |_| {},
+    );
     let id = unique("life");
     let _guard = rt.cleanup(&id);
 
@@ -28,7 +34,16 @@ fn create_start_kill_delete_reports_each_state() {
     ]);
     let st = rt.state(&id);
     assert_eq!(st["status"], "created", "{st}");
-    for key in ["ociVersion", "id", "pid", "status", "bundle", "rootfs", "created", "owner"] {
+    for key in [
+        "ociVersion",
+        "id",
+        "pid",
+        "status",
+        "bundle",
+        "rootfs",
+        "created",
+        "owner",
+    ] {
         assert!(st.get(key).is_some(), "state lacks {key}: {st}");
     }
     assert_eq!(st["id"], id.as_str());
@@ -93,9 +108,7 @@ fn spawn_run(rt: &Runtime, b: &std::path::Path, id: &str) -> std::process::Child
         .spawn()
         .expect("spawn run");
     let end = std::time::Instant::now() + Duration::from_secs(10);
-    while rt.run(&["state", id]).status.code() != Some(0)
-        || rt.state(id)["status"] != "running"
-    {
+    while rt.run(&["state", id]).status.code() != Some(0) || rt.state(id)["status"] != "running" {
         assert!(std::time::Instant::now() < end, "{id} never ran");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -110,7 +123,11 @@ fn run_forwards_signals_and_reports_signal_deaths() {
         &rt.bin,
         &bundle_dir("sig"),
         &shared_busybox(),
-        &["sh", "-c", "trap 'exit 42' TERM; echo ready > /dev/null; while true; do sleep 0.05; done"],
+        &[
+            "sh",
+            "-c",
+            "trap 'exit 42' TERM; echo ready > /dev/null; while true; do sleep 0.05; done",
+        ],
         |_| {},
     );
     let id = unique("sig");
@@ -136,9 +153,15 @@ fn run_forwards_signals_and_reports_signal_deaths() {
 #[test]
 fn run_without_path_runs_an_absolute_program() {
     let rt = Runtime::warren();
-    let b = bundle(&rt.bin, &bundle_dir("nopath"), &shared_busybox(), &["/bin/echo", "no-path-ok"], |spec| {
-        spec["process"]["env"] = serde_json::json!(["TERM=xterm"]);
-    });
+    let b = bundle(
+        &rt.bin,
+        &bundle_dir("nopath"),
+        &shared_busybox(),
+        &["/bin/echo", "no-path-ok"],
+        |spec| {
+            spec["process"]["env"] = serde_json::json!(["TERM=xterm"]);
+        },
+    );
     let id = unique("nopath");
     let _guard = rt.cleanup(&id);
     let out = rt.run(&["run", "--bundle", b.to_str().unwrap(), &id]);
@@ -149,7 +172,13 @@ fn run_without_path_runs_an_absolute_program() {
 #[test]
 fn exec_ps_pause_resume() {
     let rt = Runtime::warren();
-    let b = bundle(&rt.bin, &bundle_dir("exec"), &shared_busybox(), &["sleep", "1000"], |_| {});
+    let b = bundle(
+        &rt.bin,
+        &bundle_dir("exec"),
+        &shared_busybox(),
+        &["sleep", "1000"],
+        |_| {},
+    );
     let id = unique("exec");
     let _guard = rt.cleanup(&id);
     rt.ok(&["run", "--detach", "--bundle", b.to_str().unwrap(), &id]);
@@ -163,7 +192,16 @@ fn exec_ps_pause_resume() {
 
     // exec with --env, --cwd and --user.
     let out = rt.ok(&[
-        "exec", "--env", "FOO=bar", "--cwd", "/tmp", "--user", "65534:65534", &id, "sh", "-c",
+        "exec",
+        "--env",
+        "FOO=bar",
+        "--cwd",
+        "/tmp",
+        "--user",
+        "65534:65534",
+        &id,
+        "sh",
+        "-c",
         "echo $FOO $(pwd) $(id -u):$(id -g)",
     ]);
     assert_eq!(out, "bar /tmp 65534:65534\n");
@@ -184,7 +222,8 @@ fn exec_ps_pause_resume() {
         .trim()
         .parse()
         .expect("number");
-    let pids: Vec<i64> = serde_json::from_str(&rt.ok(&["ps", "--format", "json", &id])).expect("ps json");
+    let pids: Vec<i64> =
+        serde_json::from_str(&rt.ok(&["ps", "--format", "json", &id])).expect("ps json");
     assert!(pids.contains(&init_pid), "{pids:?} lacks init {init_pid}");
     assert!(pids.contains(&exec_pid), "{pids:?} lacks exec {exec_pid}");
     assert_eq!(pids.len(), 2, "{pids:?}");
@@ -196,7 +235,10 @@ fn exec_ps_pause_resume() {
         r#"{"terminal":false,"user":{"uid":0,"gid":0},"args":["sh","-c","echo from-process-file"],"env":["PATH=/bin"],"cwd":"/"}"#,
     )
     .expect("write process.json");
-    assert_eq!(rt.ok(&["exec", "--process", process.to_str().unwrap(), &id]), "from-process-file\n");
+    assert_eq!(
+        rt.ok(&["exec", "--process", process.to_str().unwrap(), &id]),
+        "from-process-file\n"
+    );
 
     rt.ok(&["pause", &id]);
     assert_eq!(rt.state(&id)["status"], "paused");
@@ -208,7 +250,8 @@ fn exec_ps_pause_resume() {
     let thawed = std::fs::read_to_string(&freezer).expect("freezer state");
     assert_eq!(thawed.trim(), "THAWED");
 
-    let listed: serde_json::Value = serde_json::from_str(&rt.ok(&["list", "--format", "json"])).expect("list json");
+    let listed: serde_json::Value =
+        serde_json::from_str(&rt.ok(&["list", "--format", "json"])).expect("list json");
     let entry = listed
         .as_array()
         .expect("array")
@@ -225,7 +268,13 @@ fn exec_ps_pause_resume() {
 #[test]
 fn kill_semantics_match_what_shims_expect() {
     let rt = Runtime::warren();
-    let b = bundle(&rt.bin, &bundle_dir("kill"), &shared_busybox(), &["sleep", "1000"], |_| {});
+    let b = bundle(
+        &rt.bin,
+        &bundle_dir("kill"),
+        &shared_busybox(),
+        &["sleep", "1000"],
+        |_| {},
+    );
     let id = unique("kill");
     let _guard = rt.cleanup(&id);
     rt.ok(&["run", "--detach", "--bundle", b.to_str().unwrap(), &id]);
@@ -257,14 +306,18 @@ fn kill_semantics_match_what_shims_expect() {
 #[test]
 fn json_log_ends_with_the_error_record() {
     let rt = Runtime::warren();
-    let log = target_dir().join("test-bundles").join(format!("{}.json", unique("log")));
+    let log = target_dir()
+        .join("test-bundles")
+        .join(format!("{}.json", unique("log")));
     std::fs::create_dir_all(log.parent().unwrap()).unwrap();
-    let out = warren_tests::runtime::output_via_files(
-        rt.command()
-            .args(["--log"])
-            .arg(&log)
-            .args(["--log-format", "json", "kill", "no-such-container", "9"]),
-    );
+    let out =
+        warren_tests::runtime::output_via_files(rt.command().args(["--log"]).arg(&log).args([
+            "--log-format",
+            "json",
+            "kill",
+            "no-such-container",
+            "9",
+        ]));
     assert_eq!(out.status.code(), Some(1));
     let text = std::fs::read_to_string(&log).expect("log written");
     let last_error = text
@@ -272,7 +325,10 @@ fn json_log_ends_with_the_error_record() {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .rfind(|r| r["level"] == "error")
         .expect("an error record");
-    assert_eq!(last_error["msg"], "container \"no-such-container\" does not exist");
+    assert_eq!(
+        last_error["msg"],
+        "container \"no-such-container\" does not exist"
+    );
     assert!(last_error["time"].is_string());
     // stderr holds exactly one line.
     assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
@@ -281,13 +337,18 @@ fn json_log_ends_with_the_error_record() {
 #[test]
 fn features_is_a_valid_oci_document() {
     let rt = Runtime::warren();
-    let doc: serde_json::Value = serde_json::from_str(&rt.ok(&["features"])).expect("features json");
+    let doc: serde_json::Value =
+        serde_json::from_str(&rt.ok(&["features"])).expect("features json");
     assert_eq!(doc["ociVersionMin"], "1.0.0");
     let ns = doc["linux"]["namespaces"].as_array().expect("namespaces");
-    for want in ["user", "cgroup", "time", "mount", "pid", "network", "ipc", "uts"] {
+    for want in [
+        "user", "cgroup", "time", "mount", "pid", "network", "ipc", "uts",
+    ] {
         assert!(ns.iter().any(|n| n == want), "namespaces lack {want}");
     }
-    let actions = doc["linux"]["seccomp"]["actions"].as_array().expect("actions");
+    let actions = doc["linux"]["seccomp"]["actions"]
+        .as_array()
+        .expect("actions");
     assert!(actions.iter().any(|a| a == "SCMP_ACT_NOTIFY"));
     assert_eq!(doc["linux"]["seccomp"]["enabled"], true);
     assert!(doc["annotations"]["io.github.seccomp.libseccomp.version"].is_string());

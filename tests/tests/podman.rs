@@ -87,8 +87,16 @@ fn podman_runs_a_rootfs_through_warren() {
     // A detached container, then exec, stop and rm through conmon.
     let name = unique("pod");
     let out = podman.run(&[
-        "run", "-d", "--name", &name, "--network", "none", "--rootfs", rootfs.to_str().unwrap(),
-        "sleep", "1000",
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--network",
+        "none",
+        "--rootfs",
+        rootfs.to_str().unwrap(),
+        "sleep",
+        "1000",
     ]);
     assert!(out.status.success(), "podman run -d: {}", stderr(&out));
     let out = podman.run(&["exec", &name, "sh", "-c", "echo exec-ok"]);

@@ -32,13 +32,19 @@ pub fn run(args: &Args) -> Result<()> {
     warren_tests::fixtures::bundle(&warren, &bundle, &rootfs, &["sh", "-c", SCRIPT], |_| {});
 
     let id = format!("warren-demo-{}", std::process::id());
-    eprintln!("xtask: {} run --bundle {} {id}", warren.display(), bundle.display());
+    eprintln!(
+        "xtask: {} run --bundle {} {id}",
+        warren.display(),
+        bundle.display()
+    );
     let status = Command::new(&warren)
         .args(["run", "--bundle", path_str(&bundle)?, &id])
         .status()?;
     if !status.success() {
         // Leave nothing behind on failure either.
-        let _ = Command::new(&warren).args(["delete", "--force", &id]).status();
+        let _ = Command::new(&warren)
+            .args(["delete", "--force", &id])
+            .status();
         bail!("the demo container failed: {status}");
     }
     Ok(())

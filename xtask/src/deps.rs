@@ -58,7 +58,10 @@ pub fn containerd() -> Result<PathBuf> {
     )?;
     let apt_opts = |cmd: &mut Command| -> Result<()> {
         cmd.arg("-o")
-            .arg(format!("Dir::State::Lists={}", path_str(&apt.join("lists"))?))
+            .arg(format!(
+                "Dir::State::Lists={}",
+                path_str(&apt.join("lists"))?
+            ))
             .arg("-o")
             .arg(format!("Dir::Etc::SourceList={}", path_str(&sources)?))
             .args(["-o", "Dir::Etc::SourceParts=/dev/null"])
@@ -91,7 +94,10 @@ pub fn containerd() -> Result<PathBuf> {
 
 fn is_containerd_2(bin: &Path) -> bool {
     output(Command::new(bin.join("containerd")).arg("--version"))
-        .map(|v| v.split_whitespace().any(|w| w.starts_with("v2.") || w.starts_with("2.")))
+        .map(|v| {
+            v.split_whitespace()
+                .any(|w| w.starts_with("v2.") || w.starts_with("2."))
+        })
         .unwrap_or(false)
 }
 
@@ -124,7 +130,11 @@ fn debian_mirror() -> Result<(String, String)> {
                 .any(|s| !s.contains('-') && s != "sid")
                 && !uris.contains("security");
             if is_main_archive {
-                let uri = uris.split_whitespace().next().unwrap_or_default().to_owned();
+                let uri = uris
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
                 return Ok((uri, field("Signed-By").unwrap_or(default_keyring)));
             }
         }

@@ -16,7 +16,9 @@ pub fn target_dir() -> PathBuf {
 /// Runs a command, failing with its command line when it fails.
 pub fn run(cmd: &mut Command) -> Result<()> {
     let shown = format!("{cmd:?}");
-    let status = cmd.status().with_context(|| format!("cannot start {shown}"))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {shown}"))?;
     if !status.success() {
         bail!("{shown} failed: {status}");
     }
@@ -26,7 +28,9 @@ pub fn run(cmd: &mut Command) -> Result<()> {
 /// Runs a command and returns its stdout.
 pub fn output(cmd: &mut Command) -> Result<String> {
     let shown = format!("{cmd:?}");
-    let out = cmd.output().with_context(|| format!("cannot start {shown}"))?;
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot start {shown}"))?;
     if !out.status.success() {
         bail!(
             "{shown} failed: {}: {}",
@@ -75,8 +79,14 @@ pub fn apt_install(packages: &[&str]) -> Result<()> {
 /// Builds the workspace's binaries and returns the directory they are in.
 pub fn build_bins(release: bool) -> Result<PathBuf> {
     let mut cmd = Command::new(cargo());
-    cmd.current_dir(workspace_root())
-        .args(["build", "--bins", "-p", "warren-runtime", "-p", "warren-interceptor"]);
+    cmd.current_dir(workspace_root()).args([
+        "build",
+        "--bins",
+        "-p",
+        "warren-runtime",
+        "-p",
+        "warren-interceptor",
+    ]);
     if release {
         cmd.arg("--release");
     }

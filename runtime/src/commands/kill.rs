@@ -49,9 +49,9 @@ fn raw_kill(
 ) -> Result<(), RuntimeError> {
     if all {
         let manager = cgroup_manager(container)?;
-        let pids = manager.get_all_pids().map_err(|e| {
-            RuntimeError::from(libcontainer::error::LibcontainerError::from(e))
-        })?;
+        let pids = manager
+            .get_all_pids()
+            .map_err(|e| RuntimeError::from(libcontainer::error::LibcontainerError::from(e)))?;
         pids.into_iter().try_for_each(|pid| send(pid, signo))
     } else {
         let pid = container

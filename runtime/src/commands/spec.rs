@@ -16,7 +16,10 @@ pub fn spec(args: liboci_cli::Spec) -> Result<(), RuntimeError> {
         });
     }
     let mut spec = if args.rootless {
-        Spec::rootless(nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw())
+        Spec::rootless(
+            nix::unistd::getuid().as_raw(),
+            nix::unistd::getgid().as_raw(),
+        )
     } else {
         Spec::default()
     };

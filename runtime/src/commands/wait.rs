@@ -58,9 +58,9 @@ pub fn forward_and_wait(pid: Pid) -> Result<i32, RuntimeError> {
         return Ok(code);
     }
     loop {
-        let sig = all
-            .wait()
-            .map_err(|e| RuntimeError::io("cannot wait for signals of", pid.to_string(), e.into()))?;
+        let sig = all.wait().map_err(|e| {
+            RuntimeError::io("cannot wait for signals of", pid.to_string(), e.into())
+        })?;
         match sig {
             Signal::SIGCHLD => {
                 if let Some(code) = reap(pid)? {

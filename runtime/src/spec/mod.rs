@@ -44,7 +44,7 @@ mod tests {
     fn base() -> Spec {
         serde_json::from_str(
             r#"{"ociVersion":"1.0.2","root":{"path":"rootfs","readonly":true},
-                "process":{"cwd":"/","args":["sh"]},"linux":{}}"#,
+                "process":{"cwd":"/","user":{"uid":0,"gid":0},"args":["sh"]},"linux":{}}"#,
         )
         .expect("valid spec")
     }
