@@ -11,4 +11,6 @@ pub mod features;
 pub mod logging;
 pub mod prepared;
 pub mod signal;
+pub mod settings;
 pub mod spec;
+pub mod subid;
