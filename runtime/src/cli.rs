@@ -32,6 +32,9 @@ pub struct Cli {
     /// Accepted for runc compatibility; warren decides rootless mode itself.
     #[arg(long, global = false, value_name = "true|false|auto")]
     pub rootless: Option<String>,
+    /// The node settings file [default: $WARREN_CONFIG, else /etc/warren/config.toml]
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -87,4 +90,5 @@ pub struct Kill {
 pub struct Globals {
     pub root: PathBuf,
     pub systemd_cgroup: bool,
+    pub settings: crate::settings::Settings,
 }

@@ -54,6 +54,14 @@ pub enum RuntimeError {
     },
     #[error(transparent)]
     Libcontainer(#[from] LibcontainerError),
+    #[error(transparent)]
+    Spec(#[from] crate::spec::SpecError),
+    #[error(transparent)]
+    Subid(#[from] crate::subid::SubidError),
+    #[error(transparent)]
+    Settings(#[from] crate::settings::SettingsError),
+    #[error(transparent)]
+    Prepare(Box<crate::idmap::IdmapError>),
 }
 
 impl RuntimeError {

@@ -22,7 +22,9 @@ impl Capabilities {
             .map(|v| format!("{}.{}.{}", v.major, v.minor, v.micro))
             .unwrap_or_else(|_| "unknown".to_owned());
         Capabilities {
-            idmap_mounts: false,
+            // warren makes the rootfs and idmap-flagged spec mounts
+            // ID-mapped itself (see `idmap` and `syscont`).
+            idmap_mounts: true,
             libseccomp_version,
         }
     }

@@ -12,8 +12,9 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::{Layer, Registry};
 use warren_runtime::cli::{Cli, DEFAULT_ROOT, Globals};
 use warren_runtime::commands::dispatch;
-use warren_runtime::error::one_line;
+use warren_runtime::error::{RuntimeError, one_line};
 use warren_runtime::logging::{LogFormat, RecordLayer};
+use warren_runtime::settings::Settings;
 
 /// Where records go: the `--log` file, or nowhere but the final stderr line.
 struct Logs {
@@ -68,15 +69,27 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let globals = Globals {
-        root: cli
-            .global
-            .root
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT)),
-        systemd_cgroup: cli.global.systemd_cgroup,
-    };
-    match dispatch(cli.command, &globals) {
+    let config = cli
+        .config
+        .clone()
+        .or_else(|| std::env::var_os("WARREN_CONFIG").map(PathBuf::from));
+    let root = cli
+        .global
+        .root
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT));
+    let result = Settings::load(config.as_deref())
+        .map_err(RuntimeError::from)
+        .and_then(|settings| {
+            let globals = Globals {
+                root: std::path::absolute(&root)
+                    .map_err(|e| RuntimeError::io("bad --root", &root, e))?,
+                systemd_cgroup: cli.global.systemd_cgroup,
+                settings,
+            };
+            dispatch(cli.command, &globals)
+        });
+    match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(255)),
         Err(err) => {
             let line = one_line(&err);

@@ -13,11 +13,9 @@ pub fn dir(root: &Path, id: &str) -> PathBuf {
     root.join("@prepared").join(id)
 }
 
-/// Writes the spec as `<dir>/config.json`, replacing what a crashed create
-/// may have left.
+/// Writes the spec as `<dir>/config.json`.
 pub fn write(root: &Path, id: &str, spec: &Spec) -> Result<PathBuf, RuntimeError> {
     let dir = dir(root, id);
-    remove(root, id)?;
     std::fs::create_dir_all(&dir).map_err(|e| RuntimeError::io("cannot create", &dir, e))?;
     let path = dir.join("config.json");
     let text = serde_json::to_vec(spec)

@@ -9,8 +9,7 @@ use crate::cli::Globals;
 use crate::container::{WarrenMeta, container_dir};
 use crate::error::RuntimeError;
 use crate::executor::RuncLikeExecutor;
-use crate::prepared;
-use crate::spec::{Target, rewrite};
+use crate::syscont;
 
 /// What `create` and `run` share.
 pub struct CreateOptions<'a> {
@@ -49,14 +48,7 @@ pub fn create_container(
     }
     std::fs::create_dir_all(&globals.root)
         .map_err(|e| RuntimeError::io("cannot create state root", &globals.root, e))?;
-    let spec = rewrite(
-        bundle.spec.clone(),
-        &Target {
-            id: opts.id,
-            rootfs: &bundle.rootfs,
-        },
-    );
-    let prepared_dir = prepared::write(&globals.root, opts.id, &spec)?;
+    let prepared_dir = syscont::prepare(globals, opts.id, &bundle)?;
 
     let built = ContainerBuilder::new(opts.id.to_owned(), SyscallType::default())
         .with_executor(RuncLikeExecutor)
@@ -75,7 +67,7 @@ pub fn create_container(
     let container = match built {
         Ok(c) => c,
         Err(err) => {
-            remove_leftover(&globals.root, opts.id, &dir);
+            remove_leftover(globals, opts.id, &dir);
             return Err(err.into());
         }
     };
@@ -85,8 +77,11 @@ pub fn create_container(
         bundle: bundle.dir.clone(),
         rootfs: bundle.rootfs.clone(),
     };
-    if let Err(err) = meta.save(&dir) {
-        remove_leftover(&globals.root, opts.id, &dir);
+    if let Err(err) = meta
+        .save(&dir)
+        .and_then(|()| syscont::commit(globals, opts.id))
+    {
+        remove_leftover(globals, opts.id, &dir);
         return Err(err);
     }
     Ok(container)
@@ -95,21 +90,20 @@ pub fn create_container(
 /// Removes what a failed create left in the state root. libcontainer cleans
 /// up its cgroup and directory itself; this catches the cases where it
 /// failed before it knew it had anything to clean.
-fn remove_leftover(root: &Path, id: &str, dir: &Path) {
-    if let Err(err) = prepared::remove(root, id) {
-        tracing::warn!(%err, "cleanup of failed create");
-    }
-    if !dir.exists() {
-        return;
-    }
-    if let Ok(mut c) = Container::load(dir.to_path_buf()) {
-        if let Err(err) = c.delete(true) {
-            tracing::warn!(dir = %dir.display(), %err, "cleanup of failed create");
+fn remove_leftover(globals: &Globals, id: &str, dir: &Path) {
+    if dir.exists() {
+        if let Ok(mut c) = Container::load(dir.to_path_buf()) {
+            if let Err(err) = c.delete(true) {
+                tracing::warn!(dir = %dir.display(), %err, "cleanup of failed create");
+            }
         }
     }
     if dir.exists() {
         if let Err(err) = std::fs::remove_dir_all(dir) {
             tracing::warn!(dir = %dir.display(), %err, "cannot remove state of failed create");
         }
+    }
+    if let Err(err) = syscont::teardown(globals, &globals.root, id) {
+        tracing::warn!(%id, %err, "cleanup of failed create");
     }
 }

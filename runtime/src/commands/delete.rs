@@ -3,7 +3,7 @@ use libcontainer::container::ContainerStatus;
 use crate::cli::Globals;
 use crate::container::{container_dir, load, status_name};
 use crate::error::RuntimeError;
-use crate::prepared;
+use crate::syscont;
 
 pub fn delete(id: &str, force: bool, globals: &Globals) -> Result<(), RuntimeError> {
     let mut container = match load(&globals.root, id) {
@@ -16,7 +16,7 @@ pub fn delete(id: &str, force: bool, globals: &Globals) -> Result<(), RuntimeErr
                 std::fs::remove_dir_all(&dir)
                     .map_err(|e| RuntimeError::io("cannot remove", &dir, e))?;
             }
-            return prepared::remove(&globals.root, id);
+            return syscont::teardown(globals, &globals.root, id);
         }
         Err(e) => return Err(e),
     };
@@ -30,5 +30,5 @@ pub fn delete(id: &str, force: bool, globals: &Globals) -> Result<(), RuntimeErr
         });
     }
     container.delete(force)?;
-    prepared::remove(&globals.root, id)
+    syscont::teardown(globals, &globals.root, id)
 }

@@ -1,5 +1,6 @@
 use crate::cli::Globals;
 use crate::commands::create::{CreateOptions, create_container};
+use crate::commands::delete::delete;
 use crate::commands::wait::forward_and_wait;
 use crate::error::RuntimeError;
 
@@ -17,7 +18,7 @@ pub fn run(args: liboci_cli::Run, globals: &Globals) -> Result<i32, RuntimeError
         globals,
     )?;
     if let Err(err) = container.start() {
-        if let Err(cleanup) = container.delete(true) {
+        if let Err(cleanup) = delete(&args.container_id, true, globals) {
             tracing::warn!(id = %args.container_id, %cleanup, "cannot delete container that failed to start");
         }
         return Err(err.into());
@@ -31,7 +32,7 @@ pub fn run(args: liboci_cli::Run, globals: &Globals) -> Result<i32, RuntimeError
     let code = forward_and_wait(pid);
     if !args.keep {
         // The workload's status wins over a failed clean-up, as with runc.
-        if let Err(err) = container.delete(true) {
+        if let Err(err) = delete(&args.container_id, true, globals) {
             tracing::error!(id = %args.container_id, %err, "cannot delete container after run");
         }
     }

@@ -3,95 +3,263 @@
 //! Pure: a spec and the container's facts in, a spec out. The caller's bundle
 //! is never modified; the result is written to a prepared bundle under the
 //! state root (see [`crate::prepared`]).
+//!
+//! Every container is a system container unless its annotations opt out
+//! (`io.warren.syscont=false`): it gets user, cgroup, pid, ipc, uts, mount
+//! and network namespaces, an exclusive ID mapping, all the capabilities the
+//! runtime itself holds, proc, sysfs and cgroup mounts, and, for systemd,
+//! tmpfs on /run and /run/lock.
+
+mod mounts;
+
+pub use mounts::{IdmappedMount, idmapped_mounts, point_mounts_at};
 
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{
+    LinuxCapabilities, LinuxIdMapping, LinuxNamespace, LinuxNamespaceType, Mount, MountBuilder,
+    Spec,
+};
 
 /// The cgroup parent used when the spec names no cgroup.
 pub const CGROUP_PARENT: &str = "/warren";
+
+pub const ANNOTATION_SYSCONT: &str = "io.warren.syscont";
+pub const ANNOTATION_HONOR_CAPS: &str = "io.warren.honor-caps";
 
 /// Facts about the container the rewrite needs.
 #[derive(Debug, Clone)]
 pub struct Target<'a> {
     pub id: &'a str,
-    /// The canonical, absolute rootfs.
+    /// What `root.path` becomes: the ID-mapped staging mount, or the rootfs
+    /// itself for a plain container.
     pub rootfs: &'a Path,
+    /// The mappings warren allocated, when the spec brought none.
+    pub mappings: Option<(Vec<LinuxIdMapping>, Vec<LinuxIdMapping>)>,
+    /// The capabilities the runtime holds (its bounding set).
+    pub host_caps: &'a [String],
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum SpecError {
+    #[error(
+        "the {0} namespace is shared with the host; a system container needs its own (set the annotation io.warren.syscont=false to run a plain container)"
+    )]
+    SharedNamespace(&'static str),
+    #[error("the spec has a user namespace but no uid and gid mappings, and warren allocated none")]
+    NoMapping,
+}
+
+fn annotation<'a>(spec: &'a Spec, key: &str) -> Option<&'a str> {
+    spec.annotations()
+        .as_ref()
+        .and_then(|a| a.get(key))
+        .map(String::as_str)
+}
+
+/// Whether the container is a system container (the default).
+pub fn is_syscont(spec: &Spec) -> bool {
+    annotation(spec, ANNOTATION_SYSCONT) != Some("false")
+}
+
+fn ns_name(t: LinuxNamespaceType) -> &'static str {
+    match t {
+        LinuxNamespaceType::Pid => "pid",
+        LinuxNamespaceType::Mount => "mount",
+        LinuxNamespaceType::User => "user",
+        LinuxNamespaceType::Network => "network",
+        LinuxNamespaceType::Ipc => "ipc",
+        LinuxNamespaceType::Uts => "uts",
+        LinuxNamespaceType::Cgroup => "cgroup",
+        LinuxNamespaceType::Time => "time",
+    }
+}
+
+/// Refuses pid, mount and user namespaces that join the host's.
+/// `is_host(type, path)` tells whether a namespace path is the host's.
+pub fn check_namespaces(
+    spec: &Spec,
+    is_host: impl Fn(LinuxNamespaceType, &Path) -> bool,
+) -> Result<(), SpecError> {
+    let Some(namespaces) = spec.linux().as_ref().and_then(|l| l.namespaces().as_ref()) else {
+        return Ok(());
+    };
+    for ns in namespaces {
+        let guarded = matches!(
+            ns.typ(),
+            LinuxNamespaceType::Pid | LinuxNamespaceType::Mount | LinuxNamespaceType::User
+        );
+        if let (true, Some(path)) = (guarded, ns.path()) {
+            if is_host(ns.typ(), path) {
+                return Err(SpecError::SharedNamespace(ns_name(ns.typ())));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The user namespace the spec asks for: its path (joining) and mappings.
+pub fn user_namespace(spec: &Spec) -> (Option<PathBuf>, Vec<LinuxIdMapping>, Vec<LinuxIdMapping>) {
+    let Some(linux) = spec.linux().as_ref() else {
+        return (None, Vec::new(), Vec::new());
+    };
+    let path = linux
+        .namespaces()
+        .as_ref()
+        .and_then(|n| n.iter().find(|n| n.typ() == LinuxNamespaceType::User))
+        .and_then(|n| n.path().clone());
+    (
+        path,
+        linux.uid_mappings().clone().unwrap_or_default(),
+        linux.gid_mappings().clone().unwrap_or_default(),
+    )
 }
 
 /// Produces the spec to run.
-///
-/// - `root.path` becomes absolute, since the prepared bundle lives elsewhere.
-/// - A spec without `linux.cgroupsPath` gets `/warren/<id>`, so that
-///   containers of every caller land under one parent.
-pub fn rewrite(mut spec: Spec, target: &Target<'_>) -> Spec {
+pub fn rewrite(mut spec: Spec, target: &Target<'_>) -> Result<Spec, SpecError> {
     let mut root = spec.root().clone().unwrap_or_default();
     root.set_path(target.rootfs.to_path_buf());
     spec.set_root(Some(root));
 
-    if let Some(linux) = spec.linux_mut() {
-        if linux.cgroups_path().is_none() {
-            linux.set_cgroups_path(Some(PathBuf::from(CGROUP_PARENT).join(target.id)));
+    let syscont = is_syscont(&spec);
+    let honor_caps = annotation(&spec, ANNOTATION_HONOR_CAPS) == Some("true");
+    let systemd = runs_systemd(&spec);
+
+    let Some(linux) = spec.linux_mut() else {
+        // libcontainer reports the missing section.
+        return Ok(spec);
+    };
+    if linux.cgroups_path().is_none() {
+        linux.set_cgroups_path(Some(PathBuf::from(CGROUP_PARENT).join(target.id)));
+    }
+    if !syscont {
+        return Ok(spec);
+    }
+
+    let mut namespaces = linux.namespaces().clone().unwrap_or_default();
+    for typ in [
+        LinuxNamespaceType::User,
+        LinuxNamespaceType::Cgroup,
+        LinuxNamespaceType::Pid,
+        LinuxNamespaceType::Ipc,
+        LinuxNamespaceType::Uts,
+        LinuxNamespaceType::Mount,
+        LinuxNamespaceType::Network,
+    ] {
+        if !namespaces.iter().any(|n| n.typ() == typ) {
+            let mut ns = LinuxNamespace::default();
+            ns.set_typ(typ);
+            ns.set_path(None);
+            namespaces.push(ns);
         }
     }
-    spec
+    let joins_userns = namespaces
+        .iter()
+        .any(|n| n.typ() == LinuxNamespaceType::User && n.path().is_some());
+    linux.set_namespaces(Some(namespaces));
+
+    let has_maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+        && linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
+    if !has_maps && !joins_userns {
+        let (uids, gids) = target.mappings.clone().ok_or(SpecError::NoMapping)?;
+        linux.set_uid_mappings(Some(uids));
+        linux.set_gid_mappings(Some(gids));
+    }
+
+    if let Some(process) = spec.process_mut() {
+        if !honor_caps {
+            let all: Vec<_> = target
+                .host_caps
+                .iter()
+                .filter_map(|c| parse_capability(c))
+                .collect();
+            let mut caps = process.capabilities().clone().unwrap_or_else(|| {
+                let mut c = LinuxCapabilities::default();
+                c.set_inheritable(None);
+                c.set_ambient(None);
+                c
+            });
+            caps.set_bounding(Some(all.iter().cloned().collect()));
+            caps.set_effective(Some(all.iter().cloned().collect()));
+            caps.set_permitted(Some(all.into_iter().collect()));
+            process.set_capabilities(Some(caps));
+        }
+        // A system container is confined by its user namespace; host
+        // AppArmor profiles written for plain containers break its init.
+        process.set_apparmor_profile(None);
+        if systemd {
+            let mut env = process.env().clone().unwrap_or_default();
+            env.retain(|e| !e.starts_with("container="));
+            env.push("container=warren".to_owned());
+            process.set_env(Some(env));
+        }
+    }
+
+    let mut mounts = spec.mounts().clone().unwrap_or_default();
+    let mut ensure = |m: Mount| {
+        if !mounts.iter().any(|x| x.destination() == m.destination()) {
+            mounts.push(m);
+        }
+    };
+    ensure(mount(
+        "/proc",
+        "proc",
+        "proc",
+        &["nosuid", "noexec", "nodev"],
+    ));
+    ensure(mount(
+        "/sys",
+        "sysfs",
+        "sysfs",
+        &["nosuid", "noexec", "nodev", "ro"],
+    ));
+    ensure(mount(
+        "/sys/fs/cgroup",
+        "cgroup",
+        "cgroup",
+        &["nosuid", "noexec", "nodev", "relatime", "ro"],
+    ));
+    if systemd {
+        ensure(mount(
+            "/run",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "nodev", "mode=755"],
+        ));
+        ensure(mount(
+            "/run/lock",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "nodev", "noexec", "mode=1777"],
+        ));
+    }
+    spec.set_mounts(Some(mounts));
+    Ok(spec)
+}
+
+fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Mount {
+    MountBuilder::default()
+        .destination(dest)
+        .typ(typ)
+        .source(source)
+        .options(options.iter().map(|o| o.to_string()).collect::<Vec<_>>())
+        .build()
+        .expect("a mount with every field set always builds")
+}
+
+/// Parses `CAP_CHOWN` the way config.json spells it.
+pub fn parse_capability(name: &str) -> Option<oci_spec::runtime::Capability> {
+    serde_json::from_value(serde_json::Value::String(name.to_owned())).ok()
+}
+
+/// Whether the container's init is systemd.
+pub fn runs_systemd(spec: &Spec) -> bool {
+    spec.process()
+        .as_ref()
+        .and_then(|p| p.args().as_ref())
+        .and_then(|a| a.first())
+        .is_some_and(|a0| a0 == "/sbin/init" || a0.ends_with("systemd"))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn base() -> Spec {
-        serde_json::from_str(
-            r#"{"ociVersion":"1.0.2","root":{"path":"rootfs","readonly":true},
-                "process":{"cwd":"/","user":{"uid":0,"gid":0},"args":["sh"]},"linux":{}}"#,
-        )
-        .expect("valid spec")
-    }
-
-    fn target() -> Target<'static> {
-        Target {
-            id: "c1",
-            rootfs: Path::new("/b/rootfs"),
-        }
-    }
-
-    #[test]
-    fn root_becomes_absolute_and_keeps_readonly() {
-        let out = rewrite(base(), &target());
-        let root = out.root().as_ref().expect("root");
-        assert_eq!(root.path(), Path::new("/b/rootfs"));
-        assert_eq!(root.readonly(), Some(true));
-    }
-
-    #[test]
-    fn missing_cgroup_path_gets_warren_parent() {
-        let out = rewrite(base(), &target());
-        let linux = out.linux().as_ref().expect("linux");
-        assert_eq!(
-            linux.cgroups_path().as_deref(),
-            Some(Path::new("/warren/c1"))
-        );
-    }
-
-    #[test]
-    fn given_cgroup_path_is_kept() {
-        let mut spec = base();
-        let mut linux = spec.linux().clone().expect("linux");
-        linux.set_cgroups_path(Some("/kubepods/pod1/c1".into()));
-        spec.set_linux(Some(linux));
-        let out = rewrite(spec, &target());
-        assert_eq!(
-            out.linux().as_ref().and_then(|l| l.cgroups_path().clone()),
-            Some(PathBuf::from("/kubepods/pod1/c1"))
-        );
-    }
-
-    #[test]
-    fn spec_without_linux_section_is_left_for_validation() {
-        let mut spec = base();
-        spec.set_linux(None);
-        let out = rewrite(spec, &target());
-        assert!(out.linux().is_none());
-    }
-}
+mod tests;

@@ -26,8 +26,14 @@ pub struct HostRange {
 
 impl HostRange {
     fn overlaps(&self, other: &HostRange) -> bool {
-        let (a0, a1) = (u64::from(self.host), u64::from(self.host) + u64::from(self.size));
-        let (b0, b1) = (u64::from(other.host), u64::from(other.host) + u64::from(other.size));
+        let (a0, a1) = (
+            u64::from(self.host),
+            u64::from(self.host) + u64::from(self.size),
+        );
+        let (b0, b1) = (
+            u64::from(other.host),
+            u64::from(other.host) + u64::from(other.size),
+        );
         a0 < b1 && b0 < a1
     }
 }
@@ -110,11 +116,10 @@ impl Allocator {
             .write(true)
             .open(&path)
             .map_err(Self::io(&path))?;
-        Flock::lock(file, FlockArg::LockExclusive)
-            .map_err(|(_, e)| SubidError::Io {
-                path,
-                source: e.into(),
-            })
+        Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| SubidError::Io {
+            path,
+            source: e.into(),
+        })
     }
 
     fn load(&self) -> Result<Table, SubidError> {
@@ -164,11 +169,7 @@ impl Allocator {
             let same = a.root == root && a.id == id;
             // An entry for this very container is a leftover of a crashed
             // create of the same id.
-            if same || !is_live(a) {
-                !reap(a)
-            } else {
-                true
-            }
+            if same || !is_live(a) { !reap(a) } else { true }
         });
         let (uids, gids, lease) = match request {
             Request::Given { uids, gids } => {
@@ -178,8 +179,14 @@ impl Allocator {
             }
             Request::Allocate => {
                 let lease = self.find_slot(&table)?;
-                let u = HostRange { host: lease.uid_base, size: lease.size };
-                let g = HostRange { host: lease.gid_base, size: lease.size };
+                let u = HostRange {
+                    host: lease.uid_base,
+                    size: lease.size,
+                };
+                let g = HostRange {
+                    host: lease.gid_base,
+                    size: lease.size,
+                };
                 (vec![u], vec![g], Some(lease))
             }
         };
@@ -201,13 +208,23 @@ impl Allocator {
         let size = s.ids_per_container;
         let slots = su.count.min(sg.count) / size;
         for k in 0..slots {
-            let u = HostRange { host: su.start + k * size, size };
-            let g = HostRange { host: sg.start + k * size, size };
+            let u = HostRange {
+                host: su.start + k * size,
+                size,
+            };
+            let g = HostRange {
+                host: sg.start + k * size,
+                size,
+            };
             let taken = table.entries.iter().any(|a| {
                 a.uids.iter().any(|r| r.overlaps(&u)) || a.gids.iter().any(|r| r.overlaps(&g))
             });
             if !taken {
-                return Ok(Lease { uid_base: u.host, gid_base: g.host, size });
+                return Ok(Lease {
+                    uid_base: u.host,
+                    gid_base: g.host,
+                    size,
+                });
             }
         }
         Err(SubidError::Exhausted {
@@ -222,7 +239,11 @@ impl Allocator {
     pub fn commit(&self, root: &Path, id: &str) -> Result<(), SubidError> {
         let _lock = self.lock()?;
         let mut table = self.load()?;
-        for a in table.entries.iter_mut().filter(|a| a.root == root && a.id == id) {
+        for a in table
+            .entries
+            .iter_mut()
+            .filter(|a| a.root == root && a.id == id)
+        {
             a.creator = None;
         }
         self.save(&table)
@@ -293,7 +314,11 @@ mod tests {
     use super::*;
 
     fn settings(dir: &Path, pool: u32) -> Settings {
-        std::fs::write(dir.join("subuid"), format!("other:100000:65536\nwarren:200000:{pool}\n")).unwrap();
+        std::fs::write(
+            dir.join("subuid"),
+            format!("other:100000:65536\nwarren:200000:{pool}\n"),
+        )
+        .unwrap();
         std::fs::write(dir.join("subgid"), format!("warren:300000:{pool}\n")).unwrap();
         Settings {
             state_dir: dir.join("state"),
@@ -311,19 +336,31 @@ mod tests {
         d
     }
 
-    const ME: Creator = Creator { pid: 1, start_time: 0 };
+    const ME: Creator = Creator {
+        pid: 1,
+        start_time: 0,
+    };
 
     #[test]
     fn ranges_are_disjoint_and_freed() {
         let d = tmp("disjoint");
         let a = Allocator::new(&settings(&d, 3000));
         let root = Path::new("/r");
-        let l1 = a.reserve(root, "a", &Request::Allocate, ME, |_| true, |_| true).unwrap().unwrap();
-        let l2 = a.reserve(root, "b", &Request::Allocate, ME, |_| true, |_| true).unwrap().unwrap();
+        let l1 = a
+            .reserve(root, "a", &Request::Allocate, ME, |_| true, |_| true)
+            .unwrap()
+            .unwrap();
+        let l2 = a
+            .reserve(root, "b", &Request::Allocate, ME, |_| true, |_| true)
+            .unwrap()
+            .unwrap();
         assert_eq!((l1.uid_base, l1.gid_base), (200000, 300000));
         assert_eq!((l2.uid_base, l2.gid_base), (201000, 301000));
         a.release(root, "a").unwrap();
-        let l3 = a.reserve(root, "c", &Request::Allocate, ME, |_| true, |_| true).unwrap().unwrap();
+        let l3 = a
+            .reserve(root, "c", &Request::Allocate, ME, |_| true, |_| true)
+            .unwrap()
+            .unwrap();
         assert_eq!(l3.uid_base, 200000, "the freed slot is reused");
         a.release(root, "b").unwrap();
         a.release(root, "c").unwrap();
@@ -335,8 +372,11 @@ mod tests {
         let d = tmp("full");
         let a = Allocator::new(&settings(&d, 1000));
         let root = Path::new("/r");
-        a.reserve(root, "a", &Request::Allocate, ME, |_| true, |_| true).unwrap();
-        let err = a.reserve(root, "b", &Request::Allocate, ME, |_| true, |_| true).unwrap_err();
+        a.reserve(root, "a", &Request::Allocate, ME, |_| true, |_| true)
+            .unwrap();
+        let err = a
+            .reserve(root, "b", &Request::Allocate, ME, |_| true, |_| true)
+            .unwrap_err();
         assert!(err.to_string().contains("no free id range"), "{err}");
     }
 
@@ -345,13 +385,21 @@ mod tests {
         let d = tmp("stale");
         let a = Allocator::new(&settings(&d, 1000));
         let root = Path::new("/r");
-        a.reserve(root, "dead", &Request::Allocate, ME, |_| true, |_| true).unwrap();
+        a.reserve(root, "dead", &Request::Allocate, ME, |_| true, |_| true)
+            .unwrap();
         let mut reaped = Vec::new();
         let l = a
-            .reserve(root, "new", &Request::Allocate, ME, |e| e.id != "dead", |e| {
-                reaped.push(e.id.clone());
-                true
-            })
+            .reserve(
+                root,
+                "new",
+                &Request::Allocate,
+                ME,
+                |e| e.id != "dead",
+                |e| {
+                    reaped.push(e.id.clone());
+                    true
+                },
+            )
             .unwrap()
             .unwrap();
         assert_eq!(reaped, vec!["dead".to_owned()]);
@@ -363,7 +411,8 @@ mod tests {
         let d = tmp("keep");
         let a = Allocator::new(&settings(&d, 1000));
         let root = Path::new("/r");
-        a.reserve(root, "dead", &Request::Allocate, ME, |_| true, |_| true).unwrap();
+        a.reserve(root, "dead", &Request::Allocate, ME, |_| true, |_| true)
+            .unwrap();
         let err = a
             .reserve(root, "new", &Request::Allocate, ME, |_| false, |_| false)
             .unwrap_err();
@@ -375,20 +424,43 @@ mod tests {
         let d = tmp("given");
         let a = Allocator::new(&settings(&d, 3000));
         let root = Path::new("/r");
-        a.reserve(root, "a", &Request::Allocate, ME, |_| true, |_| true).unwrap();
+        a.reserve(root, "a", &Request::Allocate, ME, |_| true, |_| true)
+            .unwrap();
         let clash = Request::Given {
-            uids: vec![HostRange { host: 200500, size: 10 }],
-            gids: vec![HostRange { host: 900000, size: 10 }],
+            uids: vec![HostRange {
+                host: 200500,
+                size: 10,
+            }],
+            gids: vec![HostRange {
+                host: 900000,
+                size: 10,
+            }],
         };
-        let err = a.reserve(root, "b", &clash, ME, |_| true, |_| true).unwrap_err();
-        assert_eq!(err.to_string(), "uid mapping 200500+10 overlaps the range of live container \"a\"");
+        let err = a
+            .reserve(root, "b", &clash, ME, |_| true, |_| true)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "uid mapping 200500+10 overlaps the range of live container \"a\""
+        );
         let fine = Request::Given {
-            uids: vec![HostRange { host: 900000, size: 10 }],
-            gids: vec![HostRange { host: 900000, size: 10 }],
+            uids: vec![HostRange {
+                host: 900000,
+                size: 10,
+            }],
+            gids: vec![HostRange {
+                host: 900000,
+                size: 10,
+            }],
         };
-        assert_eq!(a.reserve(root, "b", &fine, ME, |_| true, |_| true).unwrap(), None);
+        assert_eq!(
+            a.reserve(root, "b", &fine, ME, |_| true, |_| true).unwrap(),
+            None
+        );
         // The given range is now taken too.
-        let err = a.reserve(root, "c", &fine, ME, |_| true, |_| true).unwrap_err();
+        let err = a
+            .reserve(root, "c", &fine, ME, |_| true, |_| true)
+            .unwrap_err();
         assert!(err.to_string().contains("\"b\""), "{err}");
     }
 
@@ -403,18 +475,38 @@ mod tests {
             ..Settings::default()
         };
         let a = Allocator::new(&s);
-        let l = a.reserve(Path::new("/r"), "x", &Request::Allocate, ME, |_| true, |_| true).unwrap().unwrap();
+        let l = a
+            .reserve(
+                Path::new("/r"),
+                "x",
+                &Request::Allocate,
+                ME,
+                |_| true,
+                |_| true,
+            )
+            .unwrap()
+            .unwrap();
         assert_eq!(l.uid_base, 196608);
         let text = std::fs::read_to_string(d.join("subuid")).unwrap();
-        assert_eq!(text, format!("alice:100000:65536\nwarren:196608:{}\n", s.subid_pool_size));
-        assert!(std::fs::read_to_string(d.join("subgid")).unwrap().starts_with("warren:131072:"));
+        assert_eq!(
+            text,
+            format!("alice:100000:65536\nwarren:196608:{}\n", s.subid_pool_size)
+        );
+        assert!(
+            std::fs::read_to_string(d.join("subgid"))
+                .unwrap()
+                .starts_with("warren:131072:")
+        );
     }
 
     #[test]
     fn creators_are_told_apart_from_reused_pids() {
         let me = Creator::this_process();
         assert!(me.is_alive());
-        let impostor = Creator { pid: me.pid, start_time: me.start_time + 1 };
+        let impostor = Creator {
+            pid: me.pid,
+            start_time: me.start_time + 1,
+        };
         assert!(!impostor.is_alive());
     }
 }

@@ -36,8 +36,12 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<SubidEntry>, SubidError> {
         else {
             return Err(malformed("expected user:start:count"));
         };
-        let start = start.parse().map_err(|_| malformed("start is not a number"))?;
-        let count = count.parse().map_err(|_| malformed("count is not a number"))?;
+        let start = start
+            .parse()
+            .map_err(|_| malformed("start is not a number"))?;
+        let count = count
+            .parse()
+            .map_err(|_| malformed("count is not a number"))?;
         entries.push(SubidEntry {
             user: user.to_owned(),
             start,
@@ -52,7 +56,12 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<SubidEntry>, SubidError> {
 fn place(entries: &[SubidEntry], size: u32) -> Option<u32> {
     const FLOOR: u64 = 100_000;
     const ALIGN: u64 = 65_536;
-    let top = entries.iter().map(SubidEntry::end).max().unwrap_or(0).max(FLOOR);
+    let top = entries
+        .iter()
+        .map(SubidEntry::end)
+        .max()
+        .unwrap_or(0)
+        .max(FLOOR);
     let start = top.div_ceil(ALIGN) * ALIGN;
     // Leave the top of the 32-bit space alone: (u32)-1 is "no id".
     (start + u64::from(size) < u64::from(u32::MAX)).then_some(start as u32)
@@ -89,7 +98,11 @@ pub fn ensure_entry(path: &Path, user: &str, size: u32) -> Result<SubidEntry, Su
         .append(true)
         .open(path)
         .map_err(io)?;
-    let sep = if text.is_empty() || text.ends_with('\n') { "" } else { "\n" };
+    let sep = if text.is_empty() || text.ends_with('\n') {
+        ""
+    } else {
+        "\n"
+    };
     write!(file, "{sep}{user}:{start}:{size}\n").map_err(io)?;
     Ok(entry)
 }
@@ -100,9 +113,20 @@ mod tests {
 
     #[test]
     fn parses_entries_and_skips_comments() {
-        let e = parse(Path::new("s"), "# c\nalice:100000:65536\n\nwarren:200000:10\n").unwrap();
+        let e = parse(
+            Path::new("s"),
+            "# c\nalice:100000:65536\n\nwarren:200000:10\n",
+        )
+        .unwrap();
         assert_eq!(e.len(), 2);
-        assert_eq!(e[1], SubidEntry { user: "warren".into(), start: 200000, count: 10 });
+        assert_eq!(
+            e[1],
+            SubidEntry {
+                user: "warren".into(),
+                start: 200000,
+                count: 10
+            }
+        );
     }
 
     #[test]
@@ -115,14 +139,22 @@ mod tests {
 
     #[test]
     fn new_entries_go_above_existing_ones() {
-        let existing = vec![SubidEntry { user: "a".into(), start: 100000, count: 65536 }];
+        let existing = vec![SubidEntry {
+            user: "a".into(),
+            start: 100000,
+            count: 65536,
+        }];
         assert_eq!(place(&existing, 65536), Some(196608));
         assert_eq!(place(&[], 65536), Some(131072));
     }
 
     #[test]
     fn a_full_id_space_has_no_room() {
-        let existing = vec![SubidEntry { user: "a".into(), start: 100000, count: u32::MAX - 200000 }];
+        let existing = vec![SubidEntry {
+            user: "a".into(),
+            start: 100000,
+            count: u32::MAX - 200000,
+        }];
         assert_eq!(place(&existing, 65536), None);
     }
 }

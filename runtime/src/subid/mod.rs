@@ -4,7 +4,9 @@
 mod alloc;
 mod files;
 
-pub use alloc::{Allocation, Allocator, Creator, HostRange, Lease, Request, Stale, process_start_time};
+pub use alloc::{
+    Allocation, Allocator, Creator, HostRange, Lease, Request, Stale, process_start_time,
+};
 pub use files::{SubidEntry, ensure_entry, parse};
 
 use std::path::PathBuf;
@@ -38,9 +40,7 @@ pub enum SubidError {
         count: u32,
         size: u32,
     },
-    #[error(
-        "{kind} mapping {host_start}+{size} overlaps the range of live container {other:?}"
-    )]
+    #[error("{kind} mapping {host_start}+{size} overlaps the range of live container {other:?}")]
     Overlap {
         kind: &'static str,
         host_start: u32,

@@ -1,0 +1,301 @@
+//! Preparing a container before libcontainer runs it, and undoing that.
+//!
+//! For a system container: reserve an ID range, make the ID-mapped rootfs
+//! and spec mounts under `<root>/@prepared/<id>/`, and write the rewritten
+//! spec there. Everything made here is undone by [`teardown`], which is
+//! also what reclaims the leftovers of a create that was killed midway.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use libcontainer::container::Container;
+use oci_spec::runtime::{LinuxIdMapping, LinuxIdMappingBuilder, LinuxNamespaceType};
+
+use crate::bundle::Bundle;
+use crate::cli::Globals;
+use crate::error::RuntimeError;
+use crate::features::KNOWN_CAPABILITIES;
+use crate::idmap::{self, IdmapError};
+use crate::prepared;
+use crate::settings::{RootfsFallback, Settings};
+use crate::spec::{self, Target};
+use crate::subid::{Allocation, Allocator, Creator, HostRange, Request};
+
+/// The capabilities in this process's bounding set, by name.
+pub fn host_capabilities() -> Vec<String> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let mask = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(0);
+    KNOWN_CAPABILITIES
+        .iter()
+        .enumerate()
+        .filter(|(bit, _)| mask & (1u64 << bit) != 0)
+        .map(|(_, name)| (*name).to_owned())
+        .collect()
+}
+
+fn ns_file(typ: LinuxNamespaceType) -> &'static str {
+    match typ {
+        LinuxNamespaceType::Pid => "pid",
+        LinuxNamespaceType::Mount => "mnt",
+        LinuxNamespaceType::User => "user",
+        LinuxNamespaceType::Network => "net",
+        LinuxNamespaceType::Ipc => "ipc",
+        LinuxNamespaceType::Uts => "uts",
+        LinuxNamespaceType::Cgroup => "cgroup",
+        LinuxNamespaceType::Time => "time",
+    }
+}
+
+/// Whether `path` is the same namespace as this process's own of `typ`.
+fn is_host_namespace(typ: LinuxNamespaceType, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let own = Path::new("/proc/self/ns").join(ns_file(typ));
+    match (std::fs::metadata(path), std::fs::metadata(own)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+fn mapping(base: u32, size: u32) -> LinuxIdMapping {
+    LinuxIdMappingBuilder::default()
+        .container_id(0u32)
+        .host_id(base)
+        .size(size)
+        .build()
+        .expect("a mapping with every field set always builds")
+}
+
+fn ranges(maps: &[LinuxIdMapping]) -> Vec<HostRange> {
+    maps.iter()
+        .map(|m| HostRange {
+            host: m.host_id(),
+            size: m.size(),
+        })
+        .collect()
+}
+
+/// Where the chowned copy of a rootfs goes when the fallback is used. Derived
+/// from the state root and id, so that teardown finds it without a record.
+pub fn rootfs_copy_dir(settings: &Settings, root: &Path, id: &str) -> PathBuf {
+    // FNV-1a: stable across builds, unlike std's hasher.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in root.as_os_str().as_encoded_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    settings
+        .state_dir
+        .join("rootfs")
+        .join(format!("{h:016x}-{id}"))
+}
+
+/// Unmounts everything mounted under `dir`, deepest first.
+fn unmount_under(dir: &Path) -> Result<(), RuntimeError> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| RuntimeError::io("cannot read", "/proc/self/mountinfo", e))?;
+    let mut points: Vec<PathBuf> = mountinfo
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|p| PathBuf::from(p.replace("\\040", " ")))
+        .filter(|p| p.starts_with(dir))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    points.dedup();
+    for p in points {
+        idmap::unmount(&p).map_err(|e| RuntimeError::Prepare(Box::new(e)))?;
+    }
+    Ok(())
+}
+
+/// Removes everything warren made outside libcontainer for `id`: staging
+/// mounts, the prepared bundle, a rootfs copy, and the ID range.
+pub fn teardown(globals: &Globals, root: &Path, id: &str) -> Result<(), RuntimeError> {
+    let dir = prepared::dir(root, id);
+    unmount_under(&dir)?;
+    prepared::remove(root, id)?;
+    let copy = rootfs_copy_dir(&globals.settings, root, id);
+    if copy.exists() {
+        std::fs::remove_dir_all(&copy).map_err(|e| RuntimeError::io("cannot remove", &copy, e))?;
+    }
+    Allocator::new(&globals.settings)
+        .release(root, id)
+        .map_err(RuntimeError::from)
+}
+
+/// Cleans up after a stale allocation: the container a killed create left,
+/// then warren's own leftovers. Returns whether everything is gone.
+fn reap(globals: &Globals, a: &Allocation) -> bool {
+    let dir = a.root.join(&a.id);
+    if dir.join("state.json").exists() {
+        if let Ok(mut c) = Container::load(dir.clone()) {
+            if let Err(err) = c.delete(true) {
+                tracing::warn!(id = %a.id, %err, "cannot delete stale container");
+            }
+        }
+    }
+    if dir.exists() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    let cleaned = unmount_under(&prepared::dir(&a.root, &a.id)).is_ok()
+        && prepared::remove(&a.root, &a.id).is_ok();
+    let copy = rootfs_copy_dir(&globals.settings, &a.root, &a.id);
+    let copy_gone = !copy.exists() || std::fs::remove_dir_all(&copy).is_ok();
+    tracing::info!(id = %a.id, root = %a.root.display(), "reclaimed the ID range of a stale container");
+    cleaned && copy_gone && !dir.exists()
+}
+
+fn is_live(a: &Allocation) -> bool {
+    match a.creator {
+        Some(c) => c.is_alive(),
+        None => a.root.join(&a.id).join("state.json").exists(),
+    }
+}
+
+/// Prepares the bundle libcontainer runs. Returns the prepared bundle dir.
+pub fn prepare(globals: &Globals, id: &str, bundle: &Bundle) -> Result<PathBuf, RuntimeError> {
+    let root = &globals.root;
+    // Leftovers of an earlier, interrupted create of this id.
+    unmount_under(&prepared::dir(root, id))?;
+    prepared::remove(root, id)?;
+    let host_caps = host_capabilities();
+    tracing::debug!(?host_caps, "capabilities of this runtime");
+
+    if !spec::is_syscont(&bundle.spec) {
+        let out = spec::rewrite(
+            bundle.spec.clone(),
+            &Target {
+                id,
+                rootfs: &bundle.rootfs,
+                mappings: None,
+                host_caps: &host_caps,
+            },
+        )?;
+        return prepared::write(root, id, &out);
+    }
+
+    spec::check_namespaces(&bundle.spec, is_host_namespace)?;
+    let (ns_path, spec_uids, spec_gids) = spec::user_namespace(&bundle.spec);
+    let request = match &ns_path {
+        Some(_) => None,
+        None if !spec_uids.is_empty() && !spec_gids.is_empty() => Some(Request::Given {
+            uids: ranges(&spec_uids),
+            gids: ranges(&spec_gids),
+        }),
+        None => Some(Request::Allocate),
+    };
+    let allocator = Allocator::new(&globals.settings);
+    let lease = match &request {
+        Some(req) => allocator.reserve(root, id, req, Creator::this_process(), is_live, |a| {
+            reap(globals, a)
+        })?,
+        None => None,
+    };
+    let result = build(globals, id, bundle, ns_path.as_deref(), lease, &host_caps);
+    if result.is_err() {
+        if let Err(err) = teardown(globals, root, id) {
+            tracing::warn!(%id, %err, "cleanup of failed prepare");
+        }
+    }
+    result
+}
+
+fn build(
+    globals: &Globals,
+    id: &str,
+    bundle: &Bundle,
+    ns_path: Option<&Path>,
+    lease: Option<crate::subid::Lease>,
+    host_caps: &[String],
+) -> Result<PathBuf, RuntimeError> {
+    let root = &globals.root;
+    let dir = prepared::dir(root, id);
+    let (_, spec_uids, spec_gids) = spec::user_namespace(&bundle.spec);
+    let mappings = lease.map(|l| {
+        (
+            vec![mapping(l.uid_base, l.size)],
+            vec![mapping(l.gid_base, l.size)],
+        )
+    });
+    let (uids, gids) = mappings.clone().unwrap_or((spec_uids, spec_gids));
+    let prep = |e: IdmapError| RuntimeError::Prepare(Box::new(e));
+
+    let userns: OwnedFd = match ns_path {
+        Some(path) => OwnedFd::from(
+            std::fs::File::open(path)
+                .map_err(|e| RuntimeError::io("cannot open user namespace", path, e))?,
+        ),
+        None => idmap::userns_with(&uids, &gids).map_err(prep)?,
+    };
+
+    let staging = dir.join("rootfs");
+    mkdir(&staging)?;
+    let rootfs = match idmap::bind_idmapped(&bundle.rootfs, &staging, userns.as_fd(), true) {
+        Ok(()) => staging,
+        Err(IdmapError::Unsupported { .. })
+            if globals.settings.rootfs_fallback == RootfsFallback::Chown =>
+        {
+            let copy = rootfs_copy_dir(&globals.settings, root, id);
+            if let Some(parent) = copy.parent() {
+                mkdir(parent)?;
+            }
+            let _ = std::fs::remove_dir_all(&copy);
+            tracing::info!(%id, from = %bundle.rootfs.display(), to = %copy.display(), "rootfs cannot be ID-mapped; copying it with shifted owners");
+            idmap::shifted_copy(&bundle.rootfs, &copy, &uids, &gids).map_err(prep)?;
+            copy
+        }
+        Err(e) => return Err(prep(e)),
+    };
+
+    let mut spec = bundle.spec.clone();
+    let wanted = spec::idmapped_mounts(&spec);
+    let mut staged = Vec::new();
+    for m in &wanted {
+        let target = dir.join("mounts").join(m.index.to_string());
+        if m.source.is_dir() {
+            mkdir(&target)?;
+        } else {
+            mkdir(target.parent().unwrap_or(&dir))?;
+            std::fs::write(&target, b"")
+                .map_err(|e| RuntimeError::io("cannot create", &target, e))?;
+        }
+        let own;
+        let fd = if m.uids.is_empty() {
+            userns.as_fd()
+        } else {
+            let gids = if m.gids.is_empty() { &m.uids } else { &m.gids };
+            own = idmap::userns_with(&m.uids, gids).map_err(prep)?;
+            own.as_fd()
+        };
+        idmap::bind_idmapped(&m.source, &target, fd, m.recursive).map_err(prep)?;
+        staged.push((m.index, target));
+    }
+    let staged_refs: Vec<(usize, &Path)> = staged.iter().map(|(i, p)| (*i, p.as_path())).collect();
+    spec::point_mounts_at(&mut spec, &staged_refs);
+
+    let out = spec::rewrite(
+        spec,
+        &Target {
+            id,
+            rootfs: &rootfs,
+            mappings,
+            host_caps,
+        },
+    )?;
+    prepared::write(root, id, &out)
+}
+
+fn mkdir(path: &Path) -> Result<(), RuntimeError> {
+    std::fs::create_dir_all(path).map_err(|e| RuntimeError::io("cannot create", path, e))
+}
+
+/// Marks the create of `id` finished, so that its range is no longer
+/// reclaimable as a crashed create.
+pub fn commit(globals: &Globals, id: &str) -> Result<(), RuntimeError> {
+    Allocator::new(&globals.settings)
+        .commit(&globals.root, id)
+        .map_err(RuntimeError::from)
+}
