@@ -341,3 +341,154 @@ mod tests {
         assert_eq!(format_map(&[map(0, 1, 2), map(5, 6, 7)]), "0 1 2\n5 6 7\n");
     }
 }
+
+/// The layers of an overlay mounted at exactly `path`, when it is one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OverlayLayers {
+    pub lower: Vec<PathBuf>,
+    pub upper: Option<PathBuf>,
+    pub work: Option<PathBuf>,
+}
+
+fn unescape_mountinfo(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' && i + 3 < bytes.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 4], 8) {
+                out.push(v as char);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(bytes[i] as char);
+        i += 1;
+    }
+    out
+}
+
+/// Parses /proc/self/mountinfo text for an overlay mounted at `path`.
+pub fn overlay_in(mountinfo: &str, path: &Path) -> Option<OverlayLayers> {
+    mountinfo.lines().rev().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        let mount_point = unescape_mountinfo(left.split(' ').nth(4)?);
+        let mut r = right.split(' ');
+        let fstype = r.next()?;
+        let _source = r.next()?;
+        let options = r.next().unwrap_or_default();
+        if fstype != "overlay" || Path::new(&mount_point) != path {
+            return None;
+        }
+        let mut layers = OverlayLayers {
+            lower: Vec::new(),
+            upper: None,
+            work: None,
+        };
+        for opt in options.split(',') {
+            if let Some(v) = opt.strip_prefix("lowerdir=") {
+                layers.lower = v
+                    .split(':')
+                    .map(|p| PathBuf::from(unescape_mountinfo(p)))
+                    .collect();
+            } else if let Some(v) = opt.strip_prefix("upperdir=") {
+                layers.upper = Some(PathBuf::from(unescape_mountinfo(v)));
+            } else if let Some(v) = opt.strip_prefix("workdir=") {
+                layers.work = Some(PathBuf::from(unescape_mountinfo(v)));
+            }
+        }
+        Some(layers)
+    })
+}
+
+pub fn overlay_at(path: &Path) -> Option<OverlayLayers> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    overlay_in(&mountinfo, path)
+}
+
+/// Mounts at `target` an overlay equal to `layers`, but built from
+/// ID-mapped clones of its layers (staged under `stage`). An overlay cannot
+/// itself be ID-mapped; its layers can.
+pub fn idmapped_overlay(
+    layers: &OverlayLayers,
+    stage: &Path,
+    target: &Path,
+    userns: BorrowedFd<'_>,
+) -> Result<(), IdmapError> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source: std::io::Error| IdmapError::Io { path, source }
+    };
+    let clone = |src: &Path, name: String| -> Result<PathBuf, IdmapError> {
+        let dst = stage.join(name);
+        std::fs::create_dir_all(&dst).map_err(io(&dst))?;
+        bind_idmapped(src, &dst, userns, false)?;
+        Ok(dst)
+    };
+    let mut lowers = Vec::new();
+    for (i, l) in layers.lower.iter().enumerate() {
+        lowers.push(clone(l, format!("l{i}"))?);
+    }
+    let mut data = format!(
+        "lowerdir={}",
+        lowers
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(":")
+    );
+    if let (Some(upper), Some(work)) = (&layers.upper, &layers.work) {
+        // upper and work must share one mount: clone their common parent.
+        let parent = upper
+            .parent()
+            .filter(|p| work.starts_with(p))
+            .ok_or_else(|| IdmapError::Io {
+                path: upper.clone(),
+                source: std::io::Error::other("overlay upperdir and workdir have no common parent"),
+            })?;
+        let staged = clone(parent, "u".to_owned())?;
+        let rel = |p: &Path| staged.join(p.strip_prefix(parent).unwrap_or(p));
+        data.push_str(&format!(
+            ",upperdir={},workdir={}",
+            rel(upper).display(),
+            rel(work).display()
+        ));
+    }
+    nix::mount::mount(
+        Some("overlay"),
+        target,
+        Some("overlay"),
+        nix::mount::MsFlags::empty(),
+        Some(data.as_str()),
+    )
+    .map_err(|e| IdmapError::MoveMount {
+        path: target.to_owned(),
+        source: e.into(),
+    })
+}
+
+#[cfg(test)]
+mod overlay_tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_overlay_at_a_path() {
+        let info = "22 1 0:21 / /proc rw - proc proc rw\n\
+            99 22 0:55 / /run/c/rootfs rw,relatime - overlay overlay rw,lowerdir=/s/2/fs:/s/1/fs,upperdir=/s/3/fs,workdir=/s/3/work,index=off\n";
+        let l = overlay_in(info, Path::new("/run/c/rootfs")).expect("overlay");
+        assert_eq!(
+            l.lower,
+            vec![PathBuf::from("/s/2/fs"), PathBuf::from("/s/1/fs")]
+        );
+        assert_eq!(l.upper, Some(PathBuf::from("/s/3/fs")));
+        assert_eq!(l.work, Some(PathBuf::from("/s/3/work")));
+        assert!(overlay_in(info, Path::new("/proc")).is_none());
+        assert!(overlay_in(info, Path::new("/run/c")).is_none());
+    }
+
+    #[test]
+    fn mountinfo_escapes_are_decoded() {
+        assert_eq!(unescape_mountinfo("/a\\040b"), "/a b");
+        assert_eq!(unescape_mountinfo("/plain"), "/plain");
+    }
+}

@@ -233,7 +233,13 @@ fn build(
 
     let staging = dir.join("rootfs");
     mkdir(&staging)?;
-    let rootfs = match idmap::bind_idmapped(&bundle.rootfs, &staging, userns.as_fd(), true) {
+    let mapped = match idmap::overlay_at(&bundle.rootfs) {
+        Some(layers) => {
+            idmap::idmapped_overlay(&layers, &dir.join("layers"), &staging, userns.as_fd())
+        }
+        None => idmap::bind_idmapped(&bundle.rootfs, &staging, userns.as_fd(), true),
+    };
+    let rootfs = match mapped {
         Ok(()) => staging,
         Err(IdmapError::Unsupported { .. })
             if globals.settings.rootfs_fallback == RootfsFallback::Chown =>
