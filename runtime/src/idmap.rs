@@ -171,11 +171,22 @@ fn last_error() -> std::io::Error {
 }
 
 /// Attaches an ID-mapped clone of `source` at `target` (an existing
-/// directory), mapped through `userns`.
+/// directory or file), mapped through `userns`.
 pub fn bind_idmapped(
     source: &Path,
     target: &Path,
     userns: BorrowedFd<'_>,
+    recursive: bool,
+) -> Result<(), IdmapError> {
+    bind_clone(source, target, Some(userns), recursive)
+}
+
+/// Attaches a clone of the mount tree at `source` at `target`, ID-mapped
+/// through `userns` when given.
+pub fn bind_clone(
+    source: &Path,
+    target: &Path,
+    userns: Option<BorrowedFd<'_>>,
     recursive: bool,
 ) -> Result<(), IdmapError> {
     let src = cstr(source)?;
@@ -202,6 +213,37 @@ pub fn bind_idmapped(
     }
     // SAFETY: open_tree returned a new fd that nothing else owns.
     let tree = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+    let empty = c"";
+    if let Some(userns) = userns {
+        set_idmap(&tree, source, userns, rec)?;
+    }
+    // SAFETY: tree is an open detached mount; dst and empty are valid
+    // NUL-terminated strings that outlive the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_FDCWD,
+            dst.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if rc < 0 {
+        return Err(IdmapError::MoveMount {
+            path: target.to_owned(),
+            source: last_error(),
+        });
+    }
+    Ok(())
+}
+
+fn set_idmap(
+    tree: &OwnedFd,
+    source: &Path,
+    userns: BorrowedFd<'_>,
+    rec: libc::c_uint,
+) -> Result<(), IdmapError> {
     let attr = MountAttr {
         attr_set: MOUNT_ATTR_IDMAP,
         attr_clr: 0,
@@ -225,24 +267,6 @@ pub fn bind_idmapped(
         return Err(IdmapError::Unsupported {
             path: source.to_owned(),
             fstype: fs_type(source),
-            source: last_error(),
-        });
-    }
-    // SAFETY: tree is an open detached mount; dst and empty are valid
-    // NUL-terminated strings that outlive the call.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_move_mount,
-            tree.as_raw_fd(),
-            empty.as_ptr(),
-            libc::AT_FDCWD,
-            dst.as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH,
-        )
-    };
-    if rc < 0 {
-        return Err(IdmapError::MoveMount {
-            path: target.to_owned(),
             source: last_error(),
         });
     }

@@ -279,6 +279,18 @@ fn build(
         idmap::bind_idmapped(&m.source, &target, fd, m.recursive).map_err(prep)?;
         staged.push((m.index, target));
     }
+    for (index, source, recursive) in spec::bind_mounts(&spec) {
+        let target = dir.join("mounts").join(index.to_string());
+        if source.is_dir() {
+            mkdir(&target)?;
+        } else {
+            mkdir(target.parent().unwrap_or(&dir))?;
+            std::fs::write(&target, b"")
+                .map_err(|e| RuntimeError::io("cannot create", &target, e))?;
+        }
+        idmap::bind_clone(&source, &target, None, recursive).map_err(prep)?;
+        staged.push((index, target));
+    }
     let staged_refs: Vec<(usize, &Path)> = staged.iter().map(|(i, p)| (*i, p.as_path())).collect();
     spec::point_mounts_at(&mut spec, &staged_refs);
 

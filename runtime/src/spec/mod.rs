@@ -12,7 +12,7 @@
 
 mod mounts;
 
-pub use mounts::{IdmappedMount, idmapped_mounts, point_mounts_at};
+pub use mounts::{IdmappedMount, bind_mounts, idmapped_mounts, point_mounts_at};
 
 use std::path::{Path, PathBuf};
 

@@ -21,6 +21,35 @@ fn is_idmap_option(o: &str) -> bool {
     o == "idmap" || o == "ridmap"
 }
 
+fn is_bind(m: &oci_spec::runtime::Mount) -> bool {
+    m.typ().as_deref() == Some("bind")
+        || m.options()
+            .as_ref()
+            .is_some_and(|o| o.iter().any(|o| o == "bind" || o == "rbind"))
+}
+
+/// Bind mounts to stage: every bind whose source the container's root may
+/// not be able to reach (runtimes keep them in 0700 directories), as
+/// (index, source, recursive), except those that want an ID mapping.
+pub fn bind_mounts(spec: &Spec) -> Vec<(usize, PathBuf, bool)> {
+    let Some(mounts) = spec.mounts() else {
+        return Vec::new();
+    };
+    let idmapped: Vec<usize> = idmapped_mounts(spec).iter().map(|m| m.index).collect();
+    mounts
+        .iter()
+        .enumerate()
+        .filter(|(i, m)| is_bind(m) && !idmapped.contains(i))
+        .filter_map(|(i, m)| {
+            let recursive = m
+                .options()
+                .as_ref()
+                .is_some_and(|o| o.iter().any(|o| o == "rbind"));
+            Some((i, m.source().clone()?, recursive))
+        })
+        .collect()
+}
+
 pub fn idmapped_mounts(spec: &Spec) -> Vec<IdmappedMount> {
     let Some(mounts) = spec.mounts() else {
         return Vec::new();
