@@ -260,14 +260,7 @@ fn build(
     let wanted = spec::idmapped_mounts(&spec);
     let mut staged = Vec::new();
     for m in &wanted {
-        let target = dir.join("mounts").join(m.index.to_string());
-        if m.source.is_dir() {
-            mkdir(&target)?;
-        } else {
-            mkdir(target.parent().unwrap_or(&dir))?;
-            std::fs::write(&target, b"")
-                .map_err(|e| RuntimeError::io("cannot create", &target, e))?;
-        }
+        let target = mount_point(&dir, m.index, &m.source)?;
         let own;
         let fd = if m.uids.is_empty() {
             userns.as_fd()
@@ -280,14 +273,7 @@ fn build(
         staged.push((m.index, target));
     }
     for (index, source, recursive) in spec::bind_mounts(&spec) {
-        let target = dir.join("mounts").join(index.to_string());
-        if source.is_dir() {
-            mkdir(&target)?;
-        } else {
-            mkdir(target.parent().unwrap_or(&dir))?;
-            std::fs::write(&target, b"")
-                .map_err(|e| RuntimeError::io("cannot create", &target, e))?;
-        }
+        let target = mount_point(&dir, index, &source)?;
         idmap::bind_clone(&source, &target, None, recursive).map_err(prep)?;
         staged.push((index, target));
     }
@@ -304,6 +290,20 @@ fn build(
         },
     )?;
     prepared::write(root, id, &out)
+}
+
+/// Creates the staging point for spec mount `index`: a directory, or an
+/// empty file when the source is a file.
+fn mount_point(dir: &Path, index: usize, source: &Path) -> Result<PathBuf, RuntimeError> {
+    let mounts = dir.join("mounts");
+    mkdir(&mounts)?;
+    let target = mounts.join(index.to_string());
+    if source.is_dir() {
+        mkdir(&target)?;
+    } else {
+        std::fs::write(&target, b"").map_err(|e| RuntimeError::io("cannot create", &target, e))?;
+    }
+    Ok(target)
 }
 
 fn mkdir(path: &Path) -> Result<(), RuntimeError> {
