@@ -12,7 +12,11 @@ use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
 use oci_spec::runtime::Spec;
 
 #[derive(Clone, Default)]
-pub struct RuncLikeExecutor;
+pub struct RuncLikeExecutor {
+    /// For exec into a system container: an fd of its user namespace, to
+    /// enter before execve (see [`crate::join`]).
+    pub join_userns: Option<std::os::fd::RawFd>,
+}
 
 fn args_of(spec: &Spec) -> Option<&Vec<String>> {
     spec.process()
@@ -65,6 +69,10 @@ pub fn resolve(name: &str, path_var: Option<&str>) -> Result<PathBuf, String> {
 
 impl Executor for RuncLikeExecutor {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
+        if let Some(fd) = self.join_userns {
+            crate::join::enter(fd, spec)
+                .map_err(|e| ExecutorError::Other(crate::error::one_line(&e)))?;
+        }
         let args = args_of(spec).ok_or(ExecutorError::InvalidArg)?;
         let file = resolve(&args[0], path_of(spec).as_deref()).map_err(ExecutorError::Other)?;
         let file = CString::new(file.into_os_string().into_encoded_bytes())

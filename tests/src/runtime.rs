@@ -13,6 +13,8 @@ pub struct Runtime {
     pub name: String,
     pub bin: PathBuf,
     pub root: PathBuf,
+    /// warren's node settings file, passed as WARREN_CONFIG.
+    pub config: Option<PathBuf>,
 }
 
 /// The directory holding the built warren binaries.
@@ -43,6 +45,43 @@ impl Runtime {
             name: name.to_owned(),
             bin,
             root,
+            config: None,
+        }
+    }
+
+    /// warren with private node settings: its own state dir and subordinate
+    /// ID files under the test's state root, plus `extra` TOML lines.
+    pub fn warren_private(extra: &str) -> Runtime {
+        let mut rt = Runtime::warren();
+        let dir = rt.root.join("node");
+        std::fs::create_dir_all(&dir).expect("create node dir");
+        let config = dir.join("config.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "state-dir = \"{d}/state\"\nsubuid-file = \"{d}/subuid\"\nsubgid-file = \"{d}/subgid\"\n{extra}\n",
+                d = dir.display()
+            ),
+        )
+        .expect("write config.toml");
+        rt.config = Some(config);
+        rt
+    }
+
+    /// The node dir of a `warren_private` runtime.
+    pub fn node_dir(&self) -> PathBuf {
+        self.root.join("node")
+    }
+
+    /// The allocator's live entries (private settings only).
+    pub fn allocations(&self) -> Vec<Value> {
+        let path = self.node_dir().join("state/ids.json");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let v: Value = serde_json::from_str(&text).expect("ids.json is JSON");
+                v["entries"].as_array().cloned().unwrap_or_default()
+            }
+            Err(_) => Vec::new(),
         }
     }
 
@@ -64,6 +103,9 @@ impl Runtime {
     pub fn command(&self) -> Command {
         let mut cmd = Command::new(&self.bin);
         cmd.arg("--root").arg(&self.root);
+        if let Some(config) = &self.config {
+            cmd.env("WARREN_CONFIG", config);
+        }
         cmd
     }
 
@@ -133,6 +175,9 @@ impl Drop for Runtime {
         // Every container a test made is deleted by its Cleanup guard; an
         // empty state root is all that should remain.
         let _ = std::fs::remove_dir(self.root.join("@prepared"));
+        if self.config.is_some() {
+            let _ = std::fs::remove_dir_all(self.node_dir());
+        }
         let _ = std::fs::remove_dir(&self.root);
     }
 }

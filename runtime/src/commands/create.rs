@@ -51,7 +51,7 @@ pub fn create_container(
     let prepared_dir = syscont::prepare(globals, opts.id, &bundle)?;
 
     let built = ContainerBuilder::new(opts.id.to_owned(), SyscallType::default())
-        .with_executor(RuncLikeExecutor)
+        .with_executor(RuncLikeExecutor::default())
         .with_root_path(globals.root.clone())
         .and_then(|b| b.with_pid_file(opts.pid_file))
         .map(|b| {

@@ -1,3 +1,5 @@
+use std::os::fd::AsRawFd;
+
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::syscall::syscall::SyscallType;
 
@@ -6,6 +8,20 @@ use crate::commands::wait::forward_and_wait;
 use crate::container::{load, status_name};
 use crate::error::RuntimeError;
 use crate::executor::RuncLikeExecutor;
+
+/// Whether the container runs in a user namespace of its own.
+fn has_userns(container: &libcontainer::container::Container) -> Result<bool, RuntimeError> {
+    let spec = oci_spec::runtime::Spec::load(container.bundle().join("config.json"))
+        .map_err(libcontainer::error::LibcontainerError::from)?;
+    Ok(spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| {
+            ns.iter()
+                .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::User)
+        }))
+}
 
 pub fn exec(args: liboci_cli::Exec, globals: &Globals) -> Result<i32, RuntimeError> {
     let container = load(&globals.root, &args.container_id)?;
@@ -23,10 +39,24 @@ pub fn exec(args: liboci_cli::Exec, globals: &Globals) -> Result<i32, RuntimeErr
             reason: "give a command or --process".into(),
         });
     }
+    // A container with its own user namespace: libcontainer does not join
+    // it, the executor does, through this fd (inherited by the fork).
+    let userns = match (container.pid(), has_userns(&container)?) {
+        (Some(pid), true) => {
+            let path = format!("/proc/{pid}/ns/user");
+            Some(
+                std::fs::File::open(&path)
+                    .map_err(|e| RuntimeError::io("cannot open user namespace", path, e))?,
+            )
+        }
+        _ => None,
+    };
     let user = args.user.map(|(u, _)| u);
     let group = args.user.and_then(|(_, g)| g);
     let pid = ContainerBuilder::new(args.container_id.clone(), SyscallType::default())
-        .with_executor(RuncLikeExecutor)
+        .with_executor(RuncLikeExecutor {
+            join_userns: userns.as_ref().map(|f| f.as_raw_fd()),
+        })
         .with_root_path(globals.root.clone())?
         .with_console_socket(args.console_socket.as_ref())
         .with_pid_file(args.pid_file.as_ref())?
