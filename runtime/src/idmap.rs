@@ -430,14 +430,19 @@ pub fn overlay_at(path: &Path) -> Option<OverlayLayers> {
     overlay_in(&mountinfo, path)
 }
 
-/// Mounts at `target` an overlay equal to `layers`, but built from
-/// ID-mapped clones of its layers (staged under `stage`). An overlay cannot
-/// itself be ID-mapped; its layers can.
+/// Mounts at `target` an overlay equal to `layers`, with ID-mapped clones of
+/// its lower layers (staged under `stage`). An overlay cannot itself be
+/// ID-mapped; its lower layers can. The upper layer is not: overlay writes
+/// it with the mounter's credentials, which an ID-mapped upper would not map.
+/// Its root directory is given to the container's root (`root_owner`, host
+/// IDs), and what the container writes lands in it under the container's
+/// host IDs, as it would without ID mapping.
 pub fn idmapped_overlay(
     layers: &OverlayLayers,
     stage: &Path,
     target: &Path,
     userns: BorrowedFd<'_>,
+    root_owner: (u32, u32),
 ) -> Result<(), IdmapError> {
     let io = |path: &Path| {
         let path = path.to_owned();
@@ -462,20 +467,12 @@ pub fn idmapped_overlay(
             .join(":")
     );
     if let (Some(upper), Some(work)) = (&layers.upper, &layers.work) {
-        // upper and work must share one mount: clone their common parent.
-        let parent = upper
-            .parent()
-            .filter(|p| work.starts_with(p))
-            .ok_or_else(|| IdmapError::Io {
-                path: upper.clone(),
-                source: std::io::Error::other("overlay upperdir and workdir have no common parent"),
-            })?;
-        let staged = clone(parent, "u".to_owned())?;
-        let rel = |p: &Path| staged.join(p.strip_prefix(parent).unwrap_or(p));
+        std::os::unix::fs::chown(upper, Some(root_owner.0), Some(root_owner.1))
+            .map_err(io(upper))?;
         data.push_str(&format!(
             ",upperdir={},workdir={}",
-            rel(upper).display(),
-            rel(work).display()
+            upper.display(),
+            work.display()
         ));
     }
     nix::mount::mount(

@@ -235,7 +235,17 @@ fn build(
     mkdir(&staging)?;
     let mapped = match idmap::overlay_at(&bundle.rootfs) {
         Some(layers) => {
-            idmap::idmapped_overlay(&layers, &dir.join("layers"), &staging, userns.as_fd())
+            let owner = (
+                idmap::to_host(0, &uids).unwrap_or(0),
+                idmap::to_host(0, &gids).unwrap_or(0),
+            );
+            idmap::idmapped_overlay(
+                &layers,
+                &dir.join("layers"),
+                &staging,
+                userns.as_fd(),
+                owner,
+            )
         }
         None => idmap::bind_idmapped(&bundle.rootfs, &staging, userns.as_fd(), true),
     };

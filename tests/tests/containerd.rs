@@ -49,7 +49,8 @@ fn containerd_runs_a_busybox_image_through_warren() {
         &id,
         "sh",
         "-c",
-        "echo hello-from-containerd; id -u",
+        "echo hello-from-containerd; id -u; cat /proc/self/uid_map | awk '{print $1, ($2 > 0), $3}'; \
+         stat -c %u /bin/busybox; touch /made-inside && echo wrote",
     ]);
     assert!(
         out.status.success(),
@@ -57,7 +58,12 @@ fn containerd_runs_a_busybox_image_through_warren() {
         stderr(&out),
         c.log_text()
     );
-    assert_eq!(stdout(&out), "hello-from-containerd\n0\n");
+    // Root inside a user namespace of its own, on an ID-mapped overlay:
+    // the image's files belong to root and root can write.
+    assert_eq!(
+        stdout(&out),
+        "hello-from-containerd\n0\n0 1 65536\n0\nwrote\n"
+    );
 
     // The shim's state root holds no leftover once --rm has deleted it.
     let shim_root = std::path::Path::new("/run/containerd/runc/warren");
