@@ -53,15 +53,27 @@ pub enum RuntimeError {
         source: std::io::Error,
     },
     #[error(transparent)]
-    Libcontainer(#[from] LibcontainerError),
+    Libcontainer(Box<LibcontainerError>),
     #[error(transparent)]
     Spec(#[from] crate::spec::SpecError),
     #[error(transparent)]
     Subid(#[from] crate::subid::SubidError),
     #[error(transparent)]
-    Settings(#[from] crate::settings::SettingsError),
+    Settings(Box<crate::settings::SettingsError>),
     #[error(transparent)]
     Prepare(Box<crate::idmap::IdmapError>),
+}
+
+impl From<LibcontainerError> for RuntimeError {
+    fn from(e: LibcontainerError) -> Self {
+        RuntimeError::Libcontainer(Box::new(e))
+    }
+}
+
+impl From<crate::settings::SettingsError> for RuntimeError {
+    fn from(e: crate::settings::SettingsError) -> Self {
+        RuntimeError::Settings(Box::new(e))
+    }
 }
 
 impl RuntimeError {

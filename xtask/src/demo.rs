@@ -18,7 +18,9 @@ echo "== inside a warren container =="
 echo "id:       $(id)"
 echo "hostname: $(hostname)"
 echo "uid_map:  $(cat /proc/self/uid_map)"
+echo "caps:     $(grep CapEff /proc/self/status)"
 echo "pid 1:    $(cat /proc/1/comm)"
+mount -t tmpfs scratch /mnt && echo "mount:    tmpfs on /mnt works as container root"
 "#;
 
 pub fn run(args: &Args) -> Result<()> {
@@ -40,6 +42,10 @@ pub fn run(args: &Args) -> Result<()> {
     let status = Command::new(&warren)
         .args(["run", "--bundle", path_str(&bundle)?, &id])
         .status()?;
+    let subuid = std::fs::read_to_string("/etc/subuid").unwrap_or_default();
+    if let Some(entry) = subuid.lines().find(|l| l.starts_with("warren:")) {
+        eprintln!("xtask: on the host the container ran as a range of {entry} (/etc/subuid)");
+    }
     if !status.success() {
         // Leave nothing behind on failure either.
         let _ = Command::new(&warren)

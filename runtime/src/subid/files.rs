@@ -103,7 +103,7 @@ pub fn ensure_entry(path: &Path, user: &str, size: u32) -> Result<SubidEntry, Su
     } else {
         "\n"
     };
-    write!(file, "{sep}{user}:{start}:{size}\n").map_err(io)?;
+    writeln!(file, "{sep}{user}:{start}:{size}").map_err(io)?;
     Ok(entry)
 }
 
