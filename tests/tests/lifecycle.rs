@@ -354,3 +354,139 @@ fn features_is_a_valid_oci_document() {
     assert!(doc["annotations"]["io.github.seccomp.libseccomp.version"].is_string());
     assert!(doc["annotations"]["io.warren.commit"].is_string());
 }
+
+#[test]
+fn events_update_and_spec() {
+    let rt = Runtime::warren();
+    let b = bundle(
+        &rt.bin,
+        &bundle_dir("events"),
+        &shared_busybox(),
+        &["sleep", "1000"],
+        |_| {},
+    );
+    let id = unique("events");
+    let _guard = rt.cleanup(&id);
+    rt.ok(&["run", "--detach", "--bundle", b.to_str().unwrap(), &id]);
+
+    let event: serde_json::Value =
+        serde_json::from_str(&rt.ok(&["events", "--stats", &id])).expect("event json");
+    assert_eq!(event["type"], "stats");
+    assert_eq!(event["id"], id.as_str());
+    assert_eq!(event["data"]["pids"]["current"], 1, "{event}");
+    assert!(
+        event["data"]["cpu"]["usage"]["total"]
+            .as_u64()
+            .expect("cpu total")
+            > 0
+    );
+
+    let res = b.join("resources.json");
+    std::fs::write(&res, r#"{"memory":{"limit":67108864},"pids":{"limit":50}}"#).unwrap();
+    rt.ok(&["update", "--resources", res.to_str().unwrap(), &id]);
+    let mem = format!("/sys/fs/cgroup/memory/warren/{id}/memory.limit_in_bytes");
+    assert_eq!(std::fs::read_to_string(&mem).unwrap().trim(), "67108864");
+    assert_eq!(
+        std::fs::read_to_string(format!("/sys/fs/cgroup/pids/warren/{id}/pids.max"))
+            .unwrap()
+            .trim(),
+        "50"
+    );
+    rt.ok(&["update", "--memory", "33554432", &id]);
+    assert_eq!(std::fs::read_to_string(&mem).unwrap().trim(), "33554432");
+    let event: serde_json::Value =
+        serde_json::from_str(&rt.ok(&["events", "--stats", &id])).unwrap();
+    assert_eq!(event["data"]["memory"]["usage"]["limit"], 33554432);
+    rt.ok(&["delete", "--force", &id]);
+
+    // spec writes runc's default, refuses to overwrite, and has a rootless form.
+    let dir = bundle_dir("spec");
+    std::fs::create_dir_all(&dir).unwrap();
+    rt.ok(&["spec", "--bundle", dir.to_str().unwrap()]);
+    let spec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    assert_eq!(spec["root"]["path"], "rootfs");
+    assert_eq!(spec["hostname"], "warren");
+    let again = rt.run(&["spec", "--bundle", dir.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(stderr(&again).contains("already exists"));
+    std::fs::remove_file(dir.join("config.json")).unwrap();
+    rt.ok(&["spec", "--rootless", "--bundle", dir.to_str().unwrap()]);
+    let spec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    let ns: Vec<_> = spec["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["type"].clone())
+        .collect();
+    assert!(ns.contains(&"user".into()), "{ns:?}");
+    assert!(spec["linux"]["uidMappings"].is_array());
+}
+
+/// Receives the pty master a runtime sends over a console socket.
+fn receive_console(listener: &std::os::unix::net::UnixListener) -> std::fs::File {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let (conn, _) = listener.accept().expect("accept console socket");
+    let mut buf = [0u8; 256];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = nix::sys::socket::recvmsg::<()>(
+        conn.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        nix::sys::socket::MsgFlags::empty(),
+    )
+    .expect("recvmsg");
+    for c in msg.cmsgs().expect("cmsgs") {
+        if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
+            // SAFETY: the fd just arrived over SCM_RIGHTS and nothing else owns it.
+            return unsafe { std::fs::File::from_raw_fd(fds[0]) };
+        }
+    }
+    panic!("no fd on the console socket");
+}
+
+#[test]
+fn a_terminal_goes_to_the_console_socket() {
+    use std::io::Read;
+    let rt = Runtime::warren();
+    let b = bundle(
+        &rt.bin,
+        &bundle_dir("tty"),
+        &shared_busybox(),
+        &["sh", "-c", "tty; echo hello-tty"],
+        |spec| {
+            spec["process"]["terminal"] = true.into();
+        },
+    );
+    let id = unique("tty");
+    let _guard = rt.cleanup(&id);
+    let sock = std::path::PathBuf::from("/run/warren-test").join(format!("{id}.sock"));
+    std::fs::create_dir_all(sock.parent().unwrap()).unwrap();
+    let listener = std::os::unix::net::UnixListener::bind(&sock).expect("bind console socket");
+    let receiver = std::thread::spawn(move || receive_console(&listener));
+    rt.ok(&[
+        "create",
+        "--bundle",
+        b.to_str().unwrap(),
+        "--console-socket",
+        sock.to_str().unwrap(),
+        &id,
+    ]);
+    let mut master = receiver.join().expect("console thread");
+    rt.ok(&["start", &id]);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 1024];
+    // The slave closes when the process exits: read until EIO.
+    while let Ok(n) = master.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.contains("/dev/pts/0"), "{text:?}");
+    assert!(text.contains("hello-tty"), "{text:?}");
+    let _ = std::fs::remove_file(&sock);
+}
