@@ -4,7 +4,7 @@
 use std::process::Command;
 
 use anyhow::{Result, bail};
-use xtask::{build_bins, cargo, is_root, run as run_cmd, workspace_root};
+use xtask::{build_bins, cargo, is_root, workspace_root};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -31,5 +31,49 @@ pub fn run(args: &Args) -> Result<()> {
     if !args.rest.is_empty() {
         cmd.args(&args.rest);
     }
-    run_cmd(&mut cmd)
+    run_counted(&mut cmd)
+}
+
+/// Runs cargo test, passing its output through, and closes with one line
+/// that totals every test binary's result: `N passed, N failed`.
+fn run_counted(cmd: &mut Command) -> Result<()> {
+    use std::io::{BufRead, BufReader, Write};
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| anyhow::anyhow!("cannot start cargo test: {e}"))?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (mut passed, mut failed, mut ignored) = (0u64, 0u64, 0u64);
+    let mut out = std::io::stdout().lock();
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        writeln!(out, "{line}")?;
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            for part in rest.split(';') {
+                let mut words = part.split_whitespace().rev();
+                let (Some(kind), Some(n)) = (words.next(), words.next()) else {
+                    continue;
+                };
+                let n: u64 = n.parse().unwrap_or(0);
+                match kind {
+                    "passed" => passed += n,
+                    "failed" => failed += n,
+                    "ignored" => ignored += n,
+                    _ => {}
+                }
+            }
+        }
+    }
+    let status = child.wait()?;
+    writeln!(
+        out,
+        "warren: {passed} passed, {failed} failed, {ignored} skipped"
+    )?;
+    if !status.success() {
+        bail!("cargo test failed: {status}");
+    }
+    if passed == 0 {
+        bail!("no test ran");
+    }
+    Ok(())
 }
