@@ -139,13 +139,7 @@ impl Drop for Containerd {
         let _ = self.child.kill();
         let _ = self.child.wait();
         // Snapshots are overlay mounts under root; unmount before removing.
-        let _ = Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "grep -o ' {}[^ ]*' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l",
-                self.dir.display()
-            ))
-            .status();
+        crate::host::unmount_under(&self.dir);
         if std::env::var_os("WARREN_KEEP").is_none() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }

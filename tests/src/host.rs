@@ -29,3 +29,17 @@ pub fn bind_hugetlb_v1() {
         "cannot bind hugetlb to cgroup v1; crun will refuse hybrid mode"
     );
 }
+
+/// Lazily unmounts everything mounted at or below `dir`, deepest first.
+pub fn unmount_under(dir: &std::path::Path) {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut points: Vec<&str> = mountinfo
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|p| std::path::Path::new(p).starts_with(dir))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for p in points {
+        let _ = Command::new("umount").arg("-l").arg(p).status();
+    }
+}

@@ -47,13 +47,7 @@ impl Podman {
 impl Drop for Podman {
     fn drop(&mut self) {
         let _ = self.run(&["rm", "--all", "--force"]);
-        let _ = Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "grep -o ' {}[^ ]*' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l",
-                self.dir.display()
-            ))
-            .status();
+        warren_tests::host::unmount_under(&self.dir);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
