@@ -494,3 +494,70 @@ fn a_host_pid_namespace_is_refused() {
     );
     assert!(rt.allocations().is_empty());
 }
+
+#[test]
+fn a_bind_mount_that_asks_for_idmap_is_mapped() {
+    let rt = Runtime::warren_private("");
+    let data = rootfs_dir("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("owned-by-host-root"), "x").unwrap();
+    let plain = rootfs_dir("plain");
+    std::fs::create_dir_all(&plain).unwrap();
+    std::fs::write(plain.join("f"), "x").unwrap();
+    let b = bundle(
+        &rt.bin,
+        &bundle_dir("idmount"),
+        &shared_busybox(),
+        &[
+            "sh",
+            "-c",
+            "stat -c %u /data/owned-by-host-root /plain/f; touch /data/new && echo wrote",
+        ],
+        |spec| {
+            let mounts = spec["mounts"].as_array_mut().unwrap();
+            mounts.push(serde_json::json!({"destination": "/data", "type": "bind", "source": data, "options": ["rbind", "rw", "idmap"]}));
+            mounts.push(serde_json::json!({"destination": "/plain", "type": "bind", "source": plain, "options": ["rbind", "ro"]}));
+        },
+    );
+    let id = unique("idmount");
+    let _g = rt.cleanup(&id);
+    let out = rt.run(&["run", "--bundle", b.to_str().unwrap(), &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Through the ID mapping the host's root files are root's; without it
+    // they belong to an ID the container does not have (the overflow ID).
+    assert_eq!(stdout(&out), "0\n65534\nwrote\n");
+    assert_eq!(std::fs::metadata(data.join("new")).unwrap().uid(), 0);
+    let _ = std::fs::remove_dir_all(&data);
+    let _ = std::fs::remove_dir_all(&plain);
+}
+
+#[test]
+fn a_container_killed_from_the_host_leaves_nothing_after_delete_force() {
+    let rt = Runtime::warren_private("");
+    let id = running(&rt, "sigkill", &shared_busybox(), |_| {});
+    let pid = rt.state(&id)["pid"].as_i64().expect("pid");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill -9 the init");
+    rt.wait_status(&id, "stopped", Duration::from_secs(10));
+    rt.ok(&["delete", "--force", &id]);
+    assert!(rt.allocations().is_empty(), "{:?}", rt.allocations());
+    assert!(!rt.root.join(&id).exists());
+    assert!(!rt.root.join("@prepared").join(&id).exists());
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mountinfo.contains(rt.root.to_str().unwrap()),
+        "mounts left under the state root"
+    );
+    for c in ["memory", "pids", "freezer"] {
+        assert!(
+            !Path::new("/sys/fs/cgroup")
+                .join(c)
+                .join("warren")
+                .join(&id)
+                .exists()
+        );
+    }
+}
