@@ -11,6 +11,7 @@
 //! tmpfs on /run and /run/lock.
 
 mod mounts;
+pub mod seccomp;
 
 pub use mounts::{IdmappedMount, bind_mounts, idmapped_mounts, point_mounts_at};
 
