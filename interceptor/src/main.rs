@@ -1,22 +1,95 @@
-//! warren-interceptor: the per-node daemon that receives each container's
-//! seccomp user-notify fd and emulates privileged syscalls.
+//! warren-interceptor: wires the socket server, the metrics endpoint and
+//! signals together.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
+use warren_interceptor::container::Registry;
+use warren_interceptor::metrics::{self, Metrics};
+use warren_interceptor::server::{self, Daemon};
 
 #[derive(Parser, Debug)]
 #[command(name = "warren-interceptor", version, about)]
 struct Args {
-    /// The listenerPath socket that runtimes send notify fds to.
+    /// The listenerPath socket that runtimes send notify fds to
     #[arg(long, default_value = "/run/warren/interceptor.sock")]
-    socket: std::path::PathBuf,
+    socket: PathBuf,
+    /// Where to serve Prometheus metrics
+    #[arg(long, default_value = "127.0.0.1:9464")]
+    metrics_addr: SocketAddr,
+    /// Do not serve metrics
+    #[arg(long)]
+    no_metrics: bool,
+    /// Log at debug level
+    #[arg(long)]
+    debug: bool,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_max_level(if args.debug {
+            tracing::Level::DEBUG
+        } else {
+            tracing::Level::INFO
+        })
         .init();
-    tracing::error!(socket = %args.socket.display(), families = interceptor_ebpf::FAMILIES, "the seccomp listener is not built into this release yet");
-    ExitCode::from(2)
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the runtime");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "exiting");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let metrics = Arc::new(Metrics::new());
+    tracing::info!(
+        reason = "the probes are not built into this release",
+        "eBPF accounting is off"
+    );
+    metrics.ebpf_enabled.set(0);
+    let daemon = Arc::new(Daemon {
+        registry: Registry::default(),
+        metrics: metrics.clone(),
+    });
+    let listener = server::bind(&args.socket)
+        .with_context(|| format!("cannot listen on {}", args.socket.display()))?;
+    let mut tasks = tokio::task::JoinSet::new();
+    if !args.no_metrics {
+        let tcp = tokio::net::TcpListener::bind(args.metrics_addr)
+            .await
+            .with_context(|| format!("cannot serve metrics on {}", args.metrics_addr))?;
+        tasks.spawn(metrics::serve(metrics, tcp));
+    }
+    tasks.spawn(server::serve(daemon, listener));
+    tracing::info!(socket = %args.socket.display(), "ready");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("terminated"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted"),
+        Some(r) = tasks.join_next() => {
+            r.context("a task panicked")?.context("a task failed")?;
+        }
+    }
+    let _ = std::fs::remove_file(&args.socket);
+    Ok(())
 }

@@ -62,6 +62,8 @@ pub enum RuntimeError {
     Settings(Box<crate::settings::SettingsError>),
     #[error(transparent)]
     Prepare(Box<crate::idmap::IdmapError>),
+    #[error(transparent)]
+    Interceptor(#[from] crate::interceptor_client::InterceptorError),
 }
 
 impl From<LibcontainerError> for RuntimeError {

@@ -9,6 +9,7 @@ pub mod error;
 pub mod executor;
 pub mod features;
 pub mod idmap;
+pub mod interceptor_client;
 pub mod join;
 pub mod logging;
 pub mod prepared;

@@ -35,6 +35,14 @@ pub struct Settings {
     pub subid_pool_size: u32,
     /// What to do with a rootfs whose filesystem cannot be ID-mapped.
     pub rootfs_fallback: RootfsFallback,
+    /// Whether system containers send mount and umount to the interceptor.
+    pub intercept: bool,
+    /// The interceptor's listenerPath socket.
+    pub interceptor_socket: PathBuf,
+    /// Where an interceptor that warren-runc starts logs.
+    pub interceptor_log: PathBuf,
+    /// Where that interceptor serves metrics ("off": nowhere).
+    pub interceptor_metrics: String,
 }
 
 impl Default for Settings {
@@ -47,6 +55,10 @@ impl Default for Settings {
             ids_per_container: 65536,
             subid_pool_size: 65536 * 4096,
             rootfs_fallback: RootfsFallback::None,
+            intercept: true,
+            interceptor_socket: PathBuf::from("/run/warren/interceptor.sock"),
+            interceptor_log: PathBuf::from("/var/log/warren/interceptor.log"),
+            interceptor_metrics: "127.0.0.1:9464".to_owned(),
         }
     }
 }

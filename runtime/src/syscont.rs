@@ -172,6 +172,7 @@ pub fn prepare(globals: &Globals, id: &str, bundle: &Bundle) -> Result<PathBuf, 
                 rootfs: &bundle.rootfs,
                 mappings: None,
                 host_caps: &host_caps,
+                listener: None,
             },
         )?;
         return prepared::write(root, id, &out);
@@ -290,6 +291,12 @@ fn build(
     let staged_refs: Vec<(usize, &Path)> = staged.iter().map(|(i, p)| (*i, p.as_path())).collect();
     spec::point_mounts_at(&mut spec, &staged_refs);
 
+    let listener = if globals.settings.intercept {
+        crate::interceptor_client::ensure(&globals.settings)?;
+        Some(globals.settings.interceptor_socket.as_path())
+    } else {
+        None
+    };
     let out = spec::rewrite(
         spec,
         &Target {
@@ -297,6 +304,7 @@ fn build(
             rootfs: &rootfs,
             mappings,
             host_caps,
+            listener,
         },
     )?;
     prepared::write(root, id, &out)

@@ -184,7 +184,7 @@ fn two_containers_get_disjoint_ranges_and_cycles_leave_nothing() {
     assert!(left.is_empty(), "prepared bundles left: {left:?}");
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(
-        !mountinfo.contains(rt.root.to_str().unwrap()),
+        !mountinfo.contains(&format!("{}/", rt.root.display())),
         "mounts left under the state root"
     );
 }
@@ -548,7 +548,7 @@ fn a_container_killed_from_the_host_leaves_nothing_after_delete_force() {
     assert!(!rt.root.join("@prepared").join(&id).exists());
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(
-        !mountinfo.contains(rt.root.to_str().unwrap()),
+        !mountinfo.contains(&format!("{}/", rt.root.display())),
         "mounts left under the state root"
     );
     for c in ["memory", "pids", "freezer"] {

@@ -28,6 +28,9 @@ pub const CGROUP_PARENT: &str = "/warren";
 pub const ANNOTATION_SYSCONT: &str = "io.warren.syscont";
 pub const ANNOTATION_HONOR_CAPS: &str = "io.warren.honor-caps";
 
+/// What warren puts in `listenerMetadata`: the protocol version.
+pub const LISTENER_METADATA: &str = "warren/v1";
+
 /// Facts about the container the rewrite needs.
 #[derive(Debug, Clone)]
 pub struct Target<'a> {
@@ -39,6 +42,8 @@ pub struct Target<'a> {
     pub mappings: Option<(Vec<LinuxIdMapping>, Vec<LinuxIdMapping>)>,
     /// The capabilities the runtime holds (its bounding set).
     pub host_caps: &'a [String],
+    /// The interceptor's socket, when mount calls are to be intercepted.
+    pub listener: Option<&'a Path>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -194,6 +199,12 @@ pub fn rewrite(mut spec: Spec, target: &Target<'_>) -> Result<Spec, SpecError> {
             env.push("container=warren".to_owned());
             process.set_env(Some(env));
         }
+    }
+
+    if let (Some(listener), Some(linux)) = (target.listener, spec.linux_mut()) {
+        let profile =
+            seccomp::with_interception(linux.seccomp().clone(), listener, LISTENER_METADATA);
+        linux.set_seccomp(Some(profile));
     }
 
     let mut mounts = spec.mounts().clone().unwrap_or_default();

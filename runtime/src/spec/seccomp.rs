@@ -36,7 +36,14 @@ const SECCOMP_FILTER_FLAG_NEW_LISTENER: u64 = 1 << 3;
 
 /// The syscalls warren takes over; rules the spec has for them are replaced.
 const OWNED: &[&str] = &[
-    "mount", "umount", "umount2", "fsopen", "fsconfig", "fsmount", "fspick", "move_mount",
+    "mount",
+    "umount",
+    "umount2",
+    "fsopen",
+    "fsconfig",
+    "fsmount",
+    "fspick",
+    "move_mount",
     "open_tree",
 ];
 
@@ -44,7 +51,12 @@ fn masked_eq(index: usize, mask: u64, value: u64) -> serde_json::Value {
     json!({"index": index, "value": mask, "valueTwo": value, "op": "SCMP_CMP_MASKED_EQ"})
 }
 
-fn rule(names: &[&str], action: &str, args: Vec<serde_json::Value>, errno: Option<i32>) -> LinuxSyscall {
+fn rule(
+    names: &[&str],
+    action: &str,
+    args: Vec<serde_json::Value>,
+    errno: Option<i32>,
+) -> LinuxSyscall {
     let mut r = json!({"names": names, "action": action});
     if !args.is_empty() {
         r["args"] = args.into();
@@ -94,18 +106,45 @@ pub fn with_interception(
     rules.retain(|r| !r.names().is_empty());
 
     if allow_default {
-        rules.push(rule(&["mount"], "SCMP_ACT_NOTIFY", vec![masked_eq(3, NEW_SUPERBLOCK_MASK, 0)], None));
-        rules.push(rule(&["mount"], "SCMP_ACT_NOTIFY", vec![masked_eq(3, MS_REMOUNT, MS_REMOUNT)], None));
-        rules.push(rule(&["mount"], "SCMP_ACT_NOTIFY", vec![masked_eq(3, MS_BIND | MS_REMOUNT, MS_BIND)], None));
+        rules.push(rule(
+            &["mount"],
+            "SCMP_ACT_NOTIFY",
+            vec![masked_eq(3, NEW_SUPERBLOCK_MASK, 0)],
+            None,
+        ));
+        rules.push(rule(
+            &["mount"],
+            "SCMP_ACT_NOTIFY",
+            vec![masked_eq(3, MS_REMOUNT, MS_REMOUNT)],
+            None,
+        ));
+        rules.push(rule(
+            &["mount"],
+            "SCMP_ACT_NOTIFY",
+            vec![masked_eq(3, MS_BIND | MS_REMOUNT, MS_BIND)],
+            None,
+        ));
     } else {
         // Under a deny-by-default profile the calls the rules above let
         // through would be denied: trap every mount and let the interceptor
         // continue the moves and propagation changes.
         rules.push(rule(&["mount"], "SCMP_ACT_NOTIFY", vec![], None));
     }
-    rules.push(rule(&["umount2", "umount"], "SCMP_ACT_NOTIFY", vec![], None));
     rules.push(rule(
-        &["fsopen", "fsconfig", "fsmount", "fspick", "move_mount", "open_tree"],
+        &["umount2", "umount"],
+        "SCMP_ACT_NOTIFY",
+        vec![],
+        None,
+    ));
+    rules.push(rule(
+        &[
+            "fsopen",
+            "fsconfig",
+            "fsmount",
+            "fspick",
+            "move_mount",
+            "open_tree",
+        ],
         "SCMP_ACT_ERRNO",
         vec![],
         Some(libc::ENOSYS),
@@ -113,7 +152,11 @@ pub fn with_interception(
     rules.push(rule(
         &["seccomp"],
         "SCMP_ACT_ERRNO",
-        vec![masked_eq(1, SECCOMP_FILTER_FLAG_NEW_LISTENER, SECCOMP_FILTER_FLAG_NEW_LISTENER)],
+        vec![masked_eq(
+            1,
+            SECCOMP_FILTER_FLAG_NEW_LISTENER,
+            SECCOMP_FILTER_FLAG_NEW_LISTENER,
+        )],
         Some(libc::EINVAL),
     ));
     if seccomp_allowed && !allow_default {
@@ -148,17 +191,31 @@ mod tests {
     fn no_profile_gets_narrow_traps() {
         let p = with_interception(None, Path::new("/run/warren/i.sock"), "warren/v1");
         assert_eq!(p.default_action(), LinuxSeccompAction::ScmpActAllow);
-        assert_eq!(p.listener_path().as_deref(), Some(Path::new("/run/warren/i.sock")));
+        assert_eq!(
+            p.listener_path().as_deref(),
+            Some(Path::new("/run/warren/i.sock"))
+        );
         let mounts = actions_for(&p, "mount");
         assert_eq!(mounts.len(), 3);
-        assert!(mounts.iter().all(|r| r.action() == LinuxSeccompAction::ScmpActNotify));
-        assert!(mounts.iter().all(|r| r.args().as_ref().is_some_and(|a| a.len() == 1)));
+        assert!(
+            mounts
+                .iter()
+                .all(|r| r.action() == LinuxSeccompAction::ScmpActNotify)
+        );
+        assert!(
+            mounts
+                .iter()
+                .all(|r| r.args().as_ref().is_some_and(|a| a.len() == 1))
+        );
         let fs = actions_for(&p, "fsopen");
         assert_eq!(fs[0].errno_ret(), Some(libc::ENOSYS as u32));
         let sc = actions_for(&p, "seccomp");
         assert_eq!(sc.len(), 1);
         assert_eq!(sc[0].errno_ret(), Some(libc::EINVAL as u32));
-        assert_eq!(actions_for(&p, "umount2")[0].action(), LinuxSeccompAction::ScmpActNotify);
+        assert_eq!(
+            actions_for(&p, "umount2")[0].action(),
+            LinuxSeccompAction::ScmpActNotify
+        );
     }
 
     #[test]

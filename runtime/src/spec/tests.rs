@@ -40,6 +40,7 @@ fn target<'a>(host_caps: &'a [String]) -> Target<'a> {
         rootfs: Path::new("/run/warren/@prepared/c1/rootfs"),
         mappings: Some((vec![map(0, 200000, 65536)], vec![map(0, 300000, 65536)])),
         host_caps,
+        listener: Some(Path::new("/run/warren/interceptor.sock")),
     }
 }
 

@@ -1,0 +1,244 @@
+//! Acting for a caller, from a dedicated thread that has its own fs context
+//! (unshare(CLONE_FS)) and so can enter the caller's mount namespace and
+//! come back. Every path was resolved to an fd inside the caller's root
+//! before this runs: nothing here resolves a path the container gave.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use crate::container::Container;
+use crate::handlers::mount::{MS_RDONLY, Pseudo};
+use crate::mounts;
+use crate::sys::{self, FsParam};
+
+const MS_NOSUID: u64 = 0x2;
+const MS_NODEV: u64 = 0x4;
+const MS_NOEXEC: u64 = 0x8;
+
+/// The thread's own namespaces, to return to after acting.
+pub struct Home {
+    mnt: OwnedFd,
+    net: OwnedFd,
+    root: OwnedFd,
+    proc: OwnedFd,
+}
+
+impl Home {
+    /// Unshares the thread's fs context and records where home is.
+    pub fn new() -> std::io::Result<Home> {
+        sys::unshare_fs()?;
+        Ok(Home {
+            mnt: sys::open_path("/proc/thread-self/ns/mnt", libc::O_RDONLY)?,
+            net: sys::open_path("/proc/thread-self/ns/net", libc::O_RDONLY)?,
+            root: sys::open_path("/", libc::O_PATH | libc::O_DIRECTORY)?,
+            proc: sys::open_path("/proc", libc::O_PATH | libc::O_DIRECTORY)?,
+        })
+    }
+}
+
+/// The caller's handles, opened through /proc/PID before the notification
+/// was checked valid.
+pub struct Caller {
+    pub pid: i32,
+    pub root: OwnedFd,
+    pub cwd: OwnedFd,
+    pub mnt: OwnedFd,
+    pub pidns: OwnedFd,
+    pub net: OwnedFd,
+}
+
+impl Caller {
+    pub fn open(pid: i32) -> std::io::Result<Caller> {
+        let p = |s: &str| format!("/proc/{pid}/{s}");
+        Ok(Caller {
+            pid,
+            root: sys::open_path(&p("root"), libc::O_PATH | libc::O_DIRECTORY)?,
+            cwd: sys::open_path(&p("cwd"), libc::O_PATH | libc::O_DIRECTORY)?,
+            mnt: sys::open_path(&p("ns/mnt"), libc::O_RDONLY)?,
+            pidns: sys::open_path(&p("ns/pid"), libc::O_RDONLY)?,
+            net: sys::open_path(&p("ns/net"), libc::O_RDONLY)?,
+        })
+    }
+
+    /// Resolves a path the caller gave, inside its root (absolute) or
+    /// beneath its cwd (relative).
+    pub fn resolve(&self, path: &str) -> std::io::Result<OwnedFd> {
+        let base = if path.starts_with('/') {
+            &self.root
+        } else {
+            &self.cwd
+        };
+        sys::open_in_root(base.as_fd(), path)
+    }
+
+    /// Whether the caller holds CAP_SYS_ADMIN.
+    pub fn is_admin(&self) -> bool {
+        std::fs::read_to_string(format!("/proc/{}/status", self.pid))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("CapEff:"))
+                    .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            })
+            .is_some_and(|caps| caps & (1 << 21) != 0)
+    }
+}
+
+/// Runs `f` inside the caller's mount namespace and returns home after.
+fn in_mount_ns<T>(
+    home: &Home,
+    caller: &Caller,
+    f: impl FnOnce() -> std::io::Result<T>,
+) -> std::io::Result<T> {
+    sys::setns(caller.mnt.as_fd(), libc::CLONE_NEWNS)?;
+    let result = f();
+    let back = sys::setns(home.mnt.as_fd(), libc::CLONE_NEWNS)
+        .and_then(|()| sys::fchdir(home.root.as_fd()));
+    // Failing to return would leave this thread inside a container.
+    if let Err(e) = back {
+        tracing::error!(%e, "cannot return to the host mount namespace");
+        std::process::abort();
+    }
+    result
+}
+
+pub fn unmount(
+    home: &Home,
+    caller: &Caller,
+    target: BorrowedFd<'_>,
+    flags: u64,
+    detach: bool,
+) -> std::io::Result<()> {
+    // UMOUNT_NOFOLLOW means nothing for an fd already resolved.
+    let mut flags = (flags as libc::c_int) & !libc::UMOUNT_NOFOLLOW;
+    if detach {
+        flags |= libc::MNT_DETACH;
+    }
+    in_mount_ns(home, caller, || {
+        sys::fchdir(home.proc.as_fd())?;
+        sys::umount_fd(target, flags)
+    })
+}
+
+pub fn bind_remount(
+    home: &Home,
+    caller: &Caller,
+    target: BorrowedFd<'_>,
+    flags: u64,
+    data: Option<&str>,
+) -> std::io::Result<()> {
+    in_mount_ns(home, caller, || {
+        sys::fchdir(home.proc.as_fd())?;
+        sys::remount_fd(target, flags as libc::c_ulong, data)
+    })
+}
+
+fn attrs_of(flags: u64) -> u64 {
+    let mut a = 0;
+    for (ms, attr) in [
+        (MS_RDONLY, sys::MOUNT_ATTR_RDONLY),
+        (MS_NOSUID, sys::MOUNT_ATTR_NOSUID),
+        (MS_NODEV, sys::MOUNT_ATTR_NODEV),
+        (MS_NOEXEC, sys::MOUNT_ATTR_NOEXEC),
+    ] {
+        if flags & ms != 0 {
+            a |= attr;
+        }
+    }
+    a
+}
+
+/// Covers `rel` inside the detached mount `m`: a file with /dev/null, a
+/// directory with an empty read-only tmpfs. Returns the mask's mount fd.
+fn mask(home: &Home, m: BorrowedFd<'_>, rel: &str) -> std::io::Result<Option<OwnedFd>> {
+    let at = match sys::open_in_root(m, rel) {
+        Ok(fd) => fd,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let cover = if sys::is_dir(at.as_fd()) {
+        sys::new_mount(
+            "tmpfs",
+            &[FsParam::Str("size", "4k")],
+            sys::MOUNT_ATTR_RDONLY,
+        )?
+    } else {
+        sys::clone_tree(home.root.as_fd(), "dev/null")?
+    };
+    sys::move_mount(cover.as_fd(), at.as_fd(), None)?;
+    Ok(Some(cover))
+}
+
+/// Makes `rel` inside the detached mount `m` read-only.
+fn read_only(m: BorrowedFd<'_>, rel: &str) -> std::io::Result<Option<OwnedFd>> {
+    let at = match sys::open_in_root(m, rel) {
+        Ok(fd) => fd,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let clone = sys::clone_tree(at.as_fd(), "")?;
+    sys::set_attrs(clone.as_fd(), sys::MOUNT_ATTR_RDONLY)?;
+    sys::move_mount(clone.as_fd(), at.as_fd(), None)?;
+    Ok(Some(clone))
+}
+
+/// Paths of `list` under `prefix`, relative to it.
+fn under<'a>(list: &'a [String], prefix: &str) -> impl Iterator<Item = &'a str> + 'a {
+    let prefix = format!("{prefix}/");
+    list.iter()
+        .filter_map(move |p| p.strip_prefix(prefix.as_str()))
+}
+
+/// Mounts a new proc (for the caller's pid namespace) or sysfs (for its
+/// network namespace) at `target`, with the container's masks and
+/// read-only paths re-applied before it becomes visible.
+pub fn mount_pseudo(
+    home: &Home,
+    caller: &Caller,
+    container: &Container,
+    kind: Pseudo,
+    target: BorrowedFd<'_>,
+    flags: u64,
+) -> std::io::Result<()> {
+    let attrs = attrs_of(flags);
+    let (m, prefix) = match kind {
+        Pseudo::Proc => (
+            sys::new_mount("proc", &[FsParam::Fd("pidns", caller.pidns.as_fd())], attrs)?,
+            "/proc",
+        ),
+        Pseudo::Sysfs => {
+            // sysfs shows the network devices of the mounter's namespace.
+            sys::setns(caller.net.as_fd(), libc::CLONE_NEWNET)?;
+            let m = sys::new_mount("sysfs", &[], attrs);
+            if let Err(e) = sys::setns(home.net.as_fd(), libc::CLONE_NEWNET) {
+                tracing::error!(%e, "cannot return to the host network namespace");
+                std::process::abort();
+            }
+            (m?, "/sys")
+        }
+    };
+    let mut added = Vec::new();
+    for rel in under(&container.masked, prefix) {
+        added.extend(mask(home, m.as_fd(), rel)?);
+    }
+    for rel in under(&container.readonly, prefix) {
+        added.extend(read_only(m.as_fd(), rel)?);
+    }
+    let ids: Vec<u64> = added
+        .iter()
+        .filter_map(|fd| sys::mount_of(fd.as_fd()).ok().map(|(id, _)| id))
+        .collect();
+    let root_id = sys::mount_of(m.as_fd())?.0;
+    in_mount_ns(home, caller, || sys::move_mount(m.as_fd(), target, None))?;
+
+    // Protect what was added, by identity, as the caller's table shows it.
+    let table = mounts::read(caller.pid).unwrap_or_default();
+    let mut rec = container.added.lock().unwrap_or_else(|p| p.into_inner());
+    for entry in &table {
+        if ids.contains(&entry.id) {
+            rec.masks.insert(entry.id, entry.identity());
+        } else if entry.id == root_id {
+            rec.emulated.insert(entry.id, entry.identity());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,201 @@
+//! What the interceptor knows about each registered container.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use crate::handlers::mount::{Facts, Known};
+use crate::mounts::{self, MountEntry};
+
+#[derive(Debug, Default)]
+pub struct Added {
+    pub masks: Known,
+    pub emulated: Known,
+}
+
+#[derive(Debug)]
+pub struct Container {
+    pub id: String,
+    pub init_pid: i32,
+    /// The container's first mount namespace (inode of /proc/PID/ns/mnt).
+    pub mnt_ns: u64,
+    pub masked: Vec<String>,
+    pub readonly: Vec<String>,
+    initial: Known,
+    initial_ro: Known,
+    initial_masks: Known,
+    pub added: Mutex<Added>,
+}
+
+/// The inode of a process's mount namespace.
+pub fn mnt_ns_of(pid: i32) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/proc/{pid}/ns/mnt"))
+        .map(|m| m.ino())
+        .unwrap_or(0)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    #[error("cannot read the container's mount table")]
+    Mountinfo(#[source] std::io::Error),
+}
+
+impl Container {
+    /// Records the container's initial mounts (as its init sees them when
+    /// it registers, after the runtime set them up) and the spec's masks.
+    pub fn new(id: &str, pid: i32, bundle: &Path) -> Result<Container, RegisterError> {
+        let (masked, readonly) = spec_paths(bundle);
+        let table = mounts::read(pid).map_err(RegisterError::Mountinfo)?;
+        let mut c = Container::from_table(id, pid, masked, readonly, &table);
+        c.mnt_ns = mnt_ns_of(pid);
+        Ok(c)
+    }
+
+    pub fn from_table(
+        id: &str,
+        pid: i32,
+        masked: Vec<String>,
+        readonly: Vec<String>,
+        table: &[MountEntry],
+    ) -> Container {
+        let mut initial = Known::default();
+        let mut initial_ro = Known::default();
+        let mut initial_masks = Known::default();
+        for m in table {
+            initial.insert(m.id, m.identity());
+            if m.read_only {
+                initial_ro.insert(m.id, m.identity());
+            }
+            if masked.contains(&m.mount_point) {
+                initial_masks.insert(m.id, m.identity());
+            }
+        }
+        Container {
+            id: id.to_owned(),
+            init_pid: pid,
+            mnt_ns: 0,
+            masked,
+            readonly,
+            initial,
+            initial_ro,
+            initial_masks,
+            added: Mutex::new(Added::default()),
+        }
+    }
+
+    pub fn facts(&self, caller_admin: bool, caller_mnt_ns: u64) -> Facts {
+        let added = self.added.lock().unwrap_or_else(|p| p.into_inner());
+        let mut masks = self.initial_masks.clone();
+        masks.ids.extend(added.masks.ids.iter().copied());
+        masks
+            .identities
+            .extend(added.masks.identities.iter().cloned());
+        Facts {
+            initial: self.initial.clone(),
+            initial_ro: self.initial_ro.clone(),
+            masks,
+            emulated: added.emulated.clone(),
+            same_ns: caller_mnt_ns == self.mnt_ns,
+            caller_admin,
+        }
+    }
+}
+
+/// The masked and read-only paths of the spec in `bundle`; none when it
+/// cannot be read.
+fn spec_paths(bundle: &Path) -> (Vec<String>, Vec<String>) {
+    let Ok(spec) = oci_spec::runtime::Spec::load(bundle.join("config.json")) else {
+        return (Vec::new(), Vec::new());
+    };
+    let linux = spec.linux().clone().unwrap_or_default();
+    (
+        linux.masked_paths().clone().unwrap_or_default(),
+        linux.readonly_paths().clone().unwrap_or_default(),
+    )
+}
+
+/// Registered containers by id, with how many notify fds each has.
+#[derive(Default)]
+pub struct Registry {
+    inner: Mutex<HashMap<String, (Arc<Container>, usize)>>,
+}
+
+impl Registry {
+    /// Adds an fd for container `id`, creating its record on the first.
+    pub fn attach(
+        &self,
+        id: &str,
+        make: impl FnOnce() -> Result<Container, RegisterError>,
+    ) -> Result<(Arc<Container>, bool), RegisterError> {
+        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((c, n)) = map.get_mut(id) {
+            *n += 1;
+            return Ok((c.clone(), false));
+        }
+        let c = Arc::new(make()?);
+        map.insert(id.to_owned(), (c.clone(), 1));
+        Ok((c, true))
+    }
+
+    /// Drops an fd; returns true when it was the container's last.
+    pub fn detach(&self, id: &str) -> bool {
+        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        match map.get_mut(id) {
+            Some((_, n)) if *n > 1 => {
+                *n -= 1;
+                false
+            }
+            Some(_) => {
+                map.remove(id);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.lock().map(|m| m.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_are_the_mounts_at_masked_paths() {
+        let table = mounts::parse(
+            "1 0 8:1 /r / ro - ext4 /dev/vda ro\n\
+             2 1 0:50 / /proc rw - proc proc rw\n\
+             3 2 0:5 /null /proc/kcore rw - devtmpfs udev rw\n",
+        );
+        let c = Container::from_table("c", 1, vec!["/proc/kcore".into()], vec![], &table);
+        let f = c.facts(true, 0);
+        assert!(f.masks.ids.contains(&3));
+        assert!(
+            f.masks
+                .identities
+                .contains(&("0:5".to_owned(), "/null".to_owned()))
+        );
+        assert!(!f.masks.ids.contains(&2));
+        assert_eq!(f.initial.ids.len(), 3);
+        assert!(f.same_ns);
+    }
+
+    #[test]
+    fn the_registry_counts_fds_per_container() {
+        let r = Registry::default();
+        let make = || Ok(Container::from_table("c", 1, vec![], vec![], &[]));
+        assert!(r.attach("c", make).unwrap().1);
+        assert!(!r.attach("c", make).unwrap().1);
+        assert_eq!(r.len(), 1);
+        assert!(!r.detach("c"));
+        assert!(r.detach("c"));
+        assert!(r.is_empty());
+    }
+}

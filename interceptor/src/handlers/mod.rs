@@ -1,0 +1,3 @@
+//! One module per syscall family. Each decides through a pure function.
+
+pub mod mount;

@@ -1,0 +1,15 @@
+//! warren-interceptor: receives each system container's seccomp notify fd
+//! and emulates the privileged calls the kernel refuses in a user
+//! namespace, without letting the container undo the runtime's protections.
+
+pub mod act;
+pub mod container;
+pub mod handlers;
+pub mod handshake;
+pub mod memory;
+pub mod metrics;
+pub mod mounts;
+pub mod notify;
+pub mod server;
+pub mod supervise;
+pub mod sys;

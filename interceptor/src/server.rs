@@ -1,0 +1,94 @@
+//! Accepts listenerPath connections and starts a receive loop per fd.
+
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::container::{Container, Registry};
+use crate::handshake;
+use crate::metrics::Metrics;
+use crate::supervise;
+
+/// Shared state of the daemon.
+pub struct Daemon {
+    pub registry: Registry,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Binds the socket, replacing a stale one, readable by root only.
+pub fn bind(path: &Path) -> std::io::Result<std::os::unix::net::UnixListener> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let listener = std::os::unix::net::UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+/// Handles one connection: a handshake, then a std thread for the fd.
+fn handle(daemon: &Arc<Daemon>, conn: std::os::unix::net::UnixStream) {
+    let reg = match handshake::receive(conn.as_raw_fd()) {
+        // A probe (warren-runc checking that the interceptor answers).
+        Ok((bytes, fds)) if bytes.is_empty() && fds.is_empty() => return,
+        Ok((bytes, fds)) => handshake::decode(&bytes, fds),
+        Err(e) => Err(e),
+    };
+    let reg = match reg {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, "refused a registration");
+            return;
+        }
+    };
+    let (container, first) = match daemon
+        .registry
+        .attach(&reg.id, || Container::new(&reg.id, reg.pid, &reg.bundle))
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(container_id = %reg.id, pid = reg.pid, error = %e, "cannot register");
+            return;
+        }
+    };
+    if first {
+        daemon.metrics.containers.inc();
+    }
+    tracing::info!(container_id = %reg.id, pid = reg.pid, status = %reg.status, "registered");
+    let daemon = daemon.clone();
+    let spawned = std::thread::Builder::new()
+        .name(format!("notify-{}", reg.pid))
+        .spawn(move || {
+            let id = container.id.clone();
+            supervise::run(reg.fd, container, daemon.metrics.clone());
+            if daemon.registry.detach(&id) {
+                daemon.metrics.containers.dec();
+                tracing::info!(container_id = %id, "container gone");
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start a receive thread");
+    }
+}
+
+/// Accepts connections forever.
+pub async fn serve(
+    daemon: Arc<Daemon>,
+    listener: std::os::unix::net::UnixListener,
+) -> std::io::Result<()> {
+    listener.set_nonblocking(true)?;
+    let listener = tokio::net::UnixListener::from_std(listener)?;
+    loop {
+        let (conn, _) = listener.accept().await?;
+        let daemon = daemon.clone();
+        let conn = conn.into_std()?;
+        conn.set_nonblocking(false)?;
+        conn.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+        tokio::task::spawn_blocking(move || handle(&daemon, conn));
+    }
+}

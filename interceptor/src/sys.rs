@@ -1,0 +1,306 @@
+//! Thin, typed wrappers over the syscalls the interceptor acts with. All
+//! unsafe code of the acting path lives here.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+fn last() -> std::io::Error {
+    std::io::Error::last_os_error()
+}
+
+fn cstr(s: &str) -> std::io::Result<CString> {
+    CString::new(s).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+/// Wraps a new fd returned by a syscall.
+fn owned(rc: libc::c_long) -> std::io::Result<OwnedFd> {
+    if rc < 0 {
+        return Err(last());
+    }
+    // SAFETY: the syscall returned a new fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(rc as RawFd) })
+}
+
+/// `struct open_how` from <linux/openat2.h>.
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+/// Opens `path` as O_PATH with openat2, resolved with `dirfd` as the root:
+/// `..` and absolute symlinks cannot leave it (RESOLVE_IN_ROOT).
+pub fn open_in_root(dirfd: BorrowedFd<'_>, path: &str) -> std::io::Result<OwnedFd> {
+    let p = cstr(path)?;
+    let how = OpenHow {
+        flags: (libc::O_PATH | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
+    };
+    // SAFETY: p and how outlive the call; the size passed is how's.
+    owned(unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dirfd.as_raw_fd(),
+            p.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    })
+}
+
+/// Opens a path in the interceptor's own view (for /proc/PID/... files).
+pub fn open_path(path: &str, flags: libc::c_int) -> std::io::Result<OwnedFd> {
+    let p = cstr(path)?;
+    // SAFETY: p outlives the call.
+    owned(unsafe { libc::open(p.as_ptr(), flags | libc::O_CLOEXEC) } as libc::c_long)
+}
+
+/// The mount id of the mount `fd` is on, and whether `fd` is that mount's
+/// root.
+pub fn mount_of(fd: BorrowedFd<'_>) -> std::io::Result<(u64, bool)> {
+    // SAFETY: statx fills a zeroed struct it is given room for.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    let empty = c"";
+    // SAFETY: empty and stx outlive the call.
+    let rc = unsafe {
+        libc::statx(
+            fd.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_EMPTY_PATH,
+            libc::STATX_MNT_ID,
+            &mut stx,
+        )
+    };
+    if rc < 0 {
+        return Err(last());
+    }
+    let root = stx.stx_attributes & libc::STATX_ATTR_MOUNT_ROOT as u64 != 0;
+    Ok((stx.stx_mnt_id, root))
+}
+
+/// Whether `fd` is a directory.
+pub fn is_dir(fd: BorrowedFd<'_>) -> bool {
+    nix::sys::stat::fstat(fd.as_raw_fd())
+        .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+        .unwrap_or(false)
+}
+
+pub fn setns(fd: BorrowedFd<'_>, nstype: libc::c_int) -> std::io::Result<()> {
+    // SAFETY: fd is open; setns touches no memory of ours.
+    if unsafe { libc::setns(fd.as_raw_fd(), nstype) } < 0 {
+        Err(last())
+    } else {
+        Ok(())
+    }
+}
+
+/// Gives this thread its own root, cwd and umask, so that it can enter
+/// mount namespaces without moving the rest of the process.
+pub fn unshare_fs() -> std::io::Result<()> {
+    // SAFETY: unshare takes a flag only.
+    if unsafe { libc::unshare(libc::CLONE_FS) } < 0 {
+        Err(last())
+    } else {
+        Ok(())
+    }
+}
+
+pub fn fchdir(fd: BorrowedFd<'_>) -> std::io::Result<()> {
+    // SAFETY: fd is open.
+    if unsafe { libc::fchdir(fd.as_raw_fd()) } < 0 {
+        Err(last())
+    } else {
+        Ok(())
+    }
+}
+
+/// The path, relative to the host's /proc, of this thread's fd `fd`: with
+/// the host /proc as the working directory it names the fd's file in any
+/// mount namespace the thread has entered.
+fn fd_path(fd: BorrowedFd<'_>) -> std::io::Result<CString> {
+    cstr(&format!("thread-self/fd/{}", fd.as_raw_fd()))
+}
+
+/// umount2 of the mount at `target`. The working directory must be the
+/// host's /proc (see [`fd_path`]).
+pub fn umount_fd(target: BorrowedFd<'_>, flags: libc::c_int) -> std::io::Result<()> {
+    let p = fd_path(target)?;
+    // SAFETY: p outlives the call.
+    if unsafe { libc::umount2(p.as_ptr(), flags) } < 0 {
+        Err(last())
+    } else {
+        Ok(())
+    }
+}
+
+/// A remount of the mount at `target`. The working directory must be the
+/// host's /proc (see [`fd_path`]).
+pub fn remount_fd(
+    target: BorrowedFd<'_>,
+    flags: libc::c_ulong,
+    data: Option<&str>,
+) -> std::io::Result<()> {
+    let p = fd_path(target)?;
+    let data = data.map(cstr).transpose()?;
+    let data_ptr = data
+        .as_ref()
+        .map_or(std::ptr::null(), |d| d.as_ptr().cast());
+    // SAFETY: p and data outlive the call; source and type may be NULL
+    // for a remount.
+    let rc = unsafe {
+        libc::mount(
+            std::ptr::null(),
+            p.as_ptr(),
+            std::ptr::null(),
+            flags,
+            data_ptr,
+        )
+    };
+    if rc < 0 { Err(last()) } else { Ok(()) }
+}
+
+const FSOPEN_CLOEXEC: libc::c_uint = 1;
+const FSCONFIG_SET_FLAG: libc::c_uint = 0;
+const FSCONFIG_SET_STRING: libc::c_uint = 1;
+const FSCONFIG_SET_FD: libc::c_uint = 5;
+const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
+pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
+pub const MOUNT_ATTR_NODEV: u64 = 0x4;
+pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+
+/// One fsconfig parameter.
+pub enum FsParam<'a> {
+    Flag(&'a str),
+    Str(&'a str, &'a str),
+    Fd(&'a str, BorrowedFd<'a>),
+}
+
+/// Creates a detached mount of a new `fstype` superblock.
+pub fn new_mount(fstype: &str, params: &[FsParam<'_>], attrs: u64) -> std::io::Result<OwnedFd> {
+    let t = cstr(fstype)?;
+    // SAFETY: t outlives the call.
+    let fs = owned(unsafe { libc::syscall(libc::SYS_fsopen, t.as_ptr(), FSOPEN_CLOEXEC) })?;
+    for p in params {
+        let (cmd, key, value, aux): (libc::c_uint, CString, Option<CString>, libc::c_int) = match p
+        {
+            FsParam::Flag(k) => (FSCONFIG_SET_FLAG, cstr(k)?, None, 0),
+            FsParam::Str(k, v) => (FSCONFIG_SET_STRING, cstr(k)?, Some(cstr(v)?), 0),
+            FsParam::Fd(k, fd) => (FSCONFIG_SET_FD, cstr(k)?, None, fd.as_raw_fd()),
+        };
+        let vptr = value.as_ref().map_or(std::ptr::null(), |v| v.as_ptr());
+        // SAFETY: key and value outlive the call; fs is an open fs context.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_fsconfig,
+                fs.as_raw_fd(),
+                cmd,
+                key.as_ptr(),
+                vptr,
+                aux,
+            )
+        };
+        if rc < 0 {
+            return Err(last());
+        }
+    }
+    // SAFETY: fs is an open fs context; NULL key and value are allowed for CMD_CREATE.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_char>(),
+            0,
+        )
+    };
+    if rc < 0 {
+        return Err(last());
+    }
+    // SAFETY: fs is a created fs context.
+    owned(unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, attrs) })
+}
+
+/// A detached clone of the mount at `path` under `dirfd` (not recursive);
+/// an empty path clones `dirfd` itself.
+pub fn clone_tree(dirfd: BorrowedFd<'_>, path: &str) -> std::io::Result<OwnedFd> {
+    let p = cstr(path)?;
+    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+    if path.is_empty() {
+        flags |= libc::AT_EMPTY_PATH as libc::c_uint;
+    }
+    // SAFETY: p outlives the call.
+    owned(unsafe { libc::syscall(libc::SYS_open_tree, dirfd.as_raw_fd(), p.as_ptr(), flags) })
+}
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// Sets mount attributes (such as MOUNT_ATTR_RDONLY) on the mount `fd`.
+pub fn set_attrs(fd: BorrowedFd<'_>, set: u64) -> std::io::Result<()> {
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let empty = c"";
+    // SAFETY: attr and empty outlive the call; the size passed is attr's.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_EMPTY_PATH as libc::c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if rc < 0 { Err(last()) } else { Ok(()) }
+}
+
+/// Attaches the mount `from` at `to` (an O_PATH fd of the mount point), or
+/// at `to_path` under `to` when given.
+pub fn move_mount(
+    from: BorrowedFd<'_>,
+    to: BorrowedFd<'_>,
+    to_path: Option<&str>,
+) -> std::io::Result<()> {
+    let empty = c"";
+    let path = to_path.map(cstr).transpose()?;
+    let (tptr, tflags) = match &path {
+        Some(p) => (p.as_ptr(), 0),
+        None => (empty.as_ptr(), MOVE_MOUNT_T_EMPTY_PATH),
+    };
+    // SAFETY: both fds are open; the strings outlive the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            from.as_raw_fd(),
+            empty.as_ptr(),
+            to.as_raw_fd(),
+            tptr,
+            MOVE_MOUNT_F_EMPTY_PATH | tflags,
+        )
+    };
+    if rc < 0 { Err(last()) } else { Ok(()) }
+}
+
+/// pidfd_open: pins the caller so its pid cannot be reused while a
+/// notification is handled.
+pub fn pidfd_open(pid: i32) -> std::io::Result<OwnedFd> {
+    // SAFETY: integer arguments only.
+    owned(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })
+}
