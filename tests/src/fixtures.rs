@@ -23,7 +23,7 @@ pub fn busybox_rootfs(dir: &Path) -> Result<PathBuf> {
     let tmp = parent.join(format!(".tmp-rootfs-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     for d in [
-        "bin", "dev", "etc", "proc", "sys", "tmp", "root", "run", "mnt", "var", "usr",
+        "bin", "dev", "etc", "proc", "sys", "tmp", "root", "run", "mnt", "var", "usr", "opt",
     ] {
         std::fs::create_dir_all(tmp.join(d)).with_context(|| format!("mkdir {d}"))?;
     }
@@ -66,7 +66,7 @@ pub fn busybox_rootfs(dir: &Path) -> Result<PathBuf> {
 
 /// The shared, read-only busybox rootfs under the target dir.
 pub fn shared_busybox() -> PathBuf {
-    let dir = crate::target_dir().join("fixtures/busybox-rootfs");
+    let dir = crate::target_dir().join("fixtures/busybox-rootfs-2");
     busybox_rootfs(&dir).unwrap_or_else(|e| panic!("cannot build busybox rootfs: {e:#}"))
 }
 
@@ -121,4 +121,19 @@ pub fn bundle(
     std::fs::write(&config, serde_json::to_vec_pretty(&spec).expect("encode"))
         .expect("write config.json");
     dir.to_path_buf()
+}
+
+/// The static hostile test program, built by `cargo xtask test`.
+pub fn hostile_bin() -> PathBuf {
+    let bin = std::env::var_os("WARREN_HOSTILE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            crate::target_dir().join("x86_64-unknown-linux-gnu/debug/warren-hostile")
+        });
+    assert!(
+        bin.exists(),
+        "{} is missing: cargo xtask test builds it (a static build of tests/src/bin/warren-hostile.rs)",
+        bin.display()
+    );
+    bin
 }

@@ -304,3 +304,59 @@ fn garbage_and_fdless_connections_do_not_hurt_the_interceptor() {
     let out = run_script(&rt, "garbage", "mount -t proc p /mnt && echo ok", |_| {});
     assert_eq!(out, "ok\n");
 }
+
+/// Runs the hostile program in a container (bound read-only at /opt) with
+/// a writable tmpfs /tmp.
+fn hostile(rt: &Runtime, args: &str) -> String {
+    let bin = warren_tests::fixtures::hostile_bin();
+    let dir = bin.parent().unwrap().to_path_buf();
+    run_script(
+        rt,
+        "hostile",
+        &format!("mount -t tmpfs t /tmp && /opt/warren-hostile {args}"),
+        |spec| {
+            spec["mounts"].as_array_mut().unwrap().push(serde_json::json!(
+                {"destination": "/opt", "type": "bind", "source": dir, "options": ["rbind", "ro"]}
+            ));
+        },
+    )
+}
+
+#[test]
+fn a_racing_mount_target_never_lands_on_a_mask() {
+    let rt = Runtime::warren();
+    let out = hostile(&rt, "toctou-mount 10000");
+    assert!(out.contains("tries 10000"), "{out}");
+    assert!(out.contains("acpi-masked"), "{out}");
+}
+
+#[test]
+fn a_racing_umount_target_never_unmounts_proc() {
+    let rt = Runtime::warren();
+    let out = hostile(&rt, "toctou-umount 10000");
+    assert_eq!(out, "proc-kept\n");
+}
+
+#[test]
+fn bad_pointers_and_long_paths_get_the_kernels_errors() {
+    let rt = Runtime::warren();
+    assert_eq!(hostile(&rt, "efault"), "EFAULT\nEFAULT\nEFAULT\n");
+    assert_eq!(hostile(&rt, "too-long"), "ENAMETOOLONG\n");
+}
+
+#[test]
+fn the_fd_mount_api_and_nested_listeners_are_refused_by_the_filter() {
+    let rt = Runtime::warren();
+    assert_eq!(hostile(&rt, "fsopen"), "ENOSYS\n");
+    assert_eq!(hostile(&rt, "new-listener"), "EINVAL\n");
+}
+
+#[test]
+fn a_container_that_exits_mid_notification_does_not_wedge_the_interceptor() {
+    let rt = Runtime::warren();
+    for _ in 0..20 {
+        hostile(&rt, "exit-mid");
+    }
+    let out = run_script(&rt, "after-exit", "mount -t proc p /mnt && echo ok", |_| {});
+    assert_eq!(out, "ok\n");
+}

@@ -20,18 +20,45 @@ pub fn run(args: &Args) -> Result<()> {
     crate::deps::run(&crate::deps::Args { minimal: false })?;
     let containerd = crate::deps::containerd()?;
     let bins = build_bins(false)?;
+    let hostile = build_hostile()?;
 
     let path = std::env::var("PATH").unwrap_or_default();
     let mut cmd = Command::new(cargo());
     cmd.current_dir(workspace_root())
         .args(["test", "--workspace", "--no-fail-fast"])
         .env("WARREN_BIN_DIR", &bins)
+        .env("WARREN_HOSTILE", &hostile)
         .env("WARREN_CONTAINERD_DIR", &containerd)
         .env("PATH", format!("{}:{path}", containerd.display()));
     if !args.rest.is_empty() {
         cmd.args(&args.rest);
     }
     run_counted(&mut cmd)
+}
+
+/// Builds the hostile test program statically, so that it runs inside any
+/// container rootfs.
+fn build_hostile() -> Result<std::path::PathBuf> {
+    let target = "x86_64-unknown-linux-gnu";
+    let status = Command::new(cargo())
+        .current_dir(workspace_root())
+        .args([
+            "build",
+            "-p",
+            "warren-tests",
+            "--bin",
+            "warren-hostile",
+            "--target",
+            target,
+        ])
+        .env("RUSTFLAGS", "-C target-feature=+crt-static")
+        .status()?;
+    if !status.success() {
+        bail!("building warren-hostile failed: {status}");
+    }
+    Ok(xtask::target_dir()
+        .join(target)
+        .join("debug/warren-hostile"))
 }
 
 /// Runs cargo test, passing its output through, and closes with one line

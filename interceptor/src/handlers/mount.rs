@@ -155,22 +155,19 @@ pub fn decide(call: &Call, target: Option<&Target>, facts: &Facts) -> Action {
             if flags & MS_BIND != 0 {
                 return Action::Continue;
             }
-            match fstype.as_deref() {
-                Some("proc") if target.is_some() => {
-                    if facts.caller_admin {
-                        Action::EmulatePseudo(Pseudo::Proc)
-                    } else {
-                        Action::Deny(libc::EPERM)
-                    }
-                }
-                Some("sysfs") if target.is_some() => {
-                    if facts.caller_admin {
-                        Action::EmulatePseudo(Pseudo::Sysfs)
-                    } else {
-                        Action::Deny(libc::EPERM)
-                    }
-                }
-                _ => Action::Continue,
+            let pseudo = match fstype.as_deref() {
+                Some("proc") => Pseudo::Proc,
+                Some("sysfs") => Pseudo::Sysfs,
+                _ => return Action::Continue,
+            };
+            // Never let the kernel re-read a path for these: the caller
+            // could have changed it since it was copied.
+            if target.is_none() {
+                Action::Deny(libc::ENOENT)
+            } else if facts.caller_admin {
+                Action::EmulatePseudo(pseudo)
+            } else {
+                Action::Deny(libc::EPERM)
             }
         }
     }
@@ -397,6 +394,13 @@ mod tests {
                 Action::Deny(libc::EPERM),
             ),
             ("umount of nothing", umount(0), None, &f, Action::Continue),
+            (
+                "proc on a path that does not resolve",
+                mount(Some("proc"), 0),
+                None,
+                &f,
+                Action::Deny(libc::ENOENT),
+            ),
             (
                 "a second sysfs mount of the same superblock",
                 umount(0),

@@ -1,0 +1,235 @@
+//! A hostile program run inside warren containers: each mode tries one
+//! attack on the interceptor and prints what happened, one word per line.
+//! Built statically by `cargo xtask test`, so that it runs in any rootfs.
+
+use std::ffi::CString;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+fn name(e: i32) -> &'static str {
+    match e {
+        0 => "ok",
+        libc::EPERM => "EPERM",
+        libc::EFAULT => "EFAULT",
+        libc::ENAMETOOLONG => "ENAMETOOLONG",
+        libc::ENOSYS => "ENOSYS",
+        libc::EINVAL => "EINVAL",
+        libc::ENOENT => "ENOENT",
+        libc::ENOTDIR => "ENOTDIR",
+        libc::EBUSY => "EBUSY",
+        _ => "other",
+    }
+}
+
+/// A path buffer another thread rewrites while the main thread passes it
+/// to the kernel.
+struct Flipper {
+    buf: *mut u8,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+struct SendPtr(*mut u8);
+// SAFETY: the buffer is leaked and lives for the whole process; the race on
+// its bytes is the attack.
+unsafe impl Send for SendPtr {}
+
+impl Flipper {
+    fn new(a: &str, b: &str) -> Flipper {
+        let len = a.len().max(b.len()) + 1;
+        let buf: &'static mut [u8] = Box::leak(vec![0u8; len].into_boxed_slice());
+        buf[..a.len()].copy_from_slice(a.as_bytes());
+        let ptr = SendPtr(buf.as_mut_ptr());
+        let stop = Arc::new(AtomicBool::new(false));
+        let (a, b) = (a.to_owned(), b.to_owned());
+        let s = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let p = ptr;
+            let mut flip = false;
+            while !s.load(Ordering::Relaxed) {
+                let src = if flip { &a } else { &b };
+                // SAFETY: p points at `len` leaked bytes; both strings and
+                // their NUL fit.
+                unsafe {
+                    std::ptr::write_bytes(p.0, 0, len);
+                    std::ptr::copy_nonoverlapping(src.as_ptr(), p.0, src.len());
+                }
+                flip = !flip;
+            }
+        });
+        Flipper {
+            buf: buf.as_mut_ptr(),
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Flipper {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn mount(src: &str, target: *const u8, fstype: &str, flags: libc::c_ulong) -> i32 {
+    let s = CString::new(src).unwrap_or_default();
+    let t = CString::new(fstype).unwrap_or_default();
+    // SAFETY: the strings outlive the call; target may be hostile on
+    // purpose, which the kernel and the interceptor must survive.
+    let rc = unsafe {
+        libc::mount(
+            s.as_ptr(),
+            target.cast(),
+            t.as_ptr(),
+            flags,
+            std::ptr::null(),
+        )
+    };
+    if rc == 0 { 0 } else { errno() }
+}
+
+fn umount(path: &str, flags: libc::c_int) -> i32 {
+    let p = CString::new(path).unwrap_or_default();
+    // SAFETY: p outlives the call.
+    if unsafe { libc::umount2(p.as_ptr(), flags) } == 0 {
+        0
+    } else {
+        errno()
+    }
+}
+
+fn mountinfo() -> String {
+    std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let mode = args.get(1).map(String::as_str).unwrap_or("");
+    let n: usize = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(10_000);
+    match mode {
+        // Flip the mount target between an allowed directory and a symlink
+        // to a masked one.
+        "toctou-mount" => {
+            let _ = std::fs::create_dir_all("/tmp/ok");
+            let _ = std::os::unix::fs::symlink("/proc/acpi", "/tmp/no");
+            let f = Flipper::new("/tmp/ok", "/tmp/no");
+            let (mut ok, mut denied, mut other) = (0, 0, 0);
+            for _ in 0..n {
+                match mount("proc", f.buf, "proc", 0) {
+                    0 => {
+                        ok += 1;
+                        umount("/tmp/ok", libc::MNT_DETACH);
+                    }
+                    libc::EPERM => denied += 1,
+                    _ => other += 1,
+                }
+            }
+            drop(f);
+            let acpi_proc = mountinfo()
+                .lines()
+                .any(|l| l.contains(" /proc/acpi ") && l.contains(" - proc "));
+            println!("tries {}", ok + denied + other);
+            println!(
+                "{}",
+                if ok > 0 && denied > 0 {
+                    "both-raced"
+                } else {
+                    "one-sided"
+                }
+            );
+            println!(
+                "{}",
+                if acpi_proc {
+                    "acpi-unmasked"
+                } else {
+                    "acpi-masked"
+                }
+            );
+        }
+        // Flip the umount target between the caller's own tmpfs and /proc.
+        "toctou-umount" => {
+            let _ = std::fs::create_dir_all("/tmp/ok");
+            let f = Flipper::new("/tmp/ok", "/proc");
+            let mut lost_proc = false;
+            for _ in 0..n {
+                if mount("t", c"/tmp/ok".as_ptr().cast(), "tmpfs", 0) != 0 {
+                    continue;
+                }
+                let p = f.buf;
+                // SAFETY: p is the flipper's NUL-terminated buffer.
+                let rc = unsafe { libc::umount2(p.cast(), 0) };
+                let _ = rc;
+                umount("/tmp/ok", libc::MNT_DETACH);
+                if !std::path::Path::new("/proc/1/status").exists() {
+                    lost_proc = true;
+                    break;
+                }
+            }
+            drop(f);
+            println!("{}", if lost_proc { "proc-lost" } else { "proc-kept" });
+        }
+        "efault" => {
+            println!("{}", name(mount("proc", std::ptr::dangling::<u8>(), "proc", 0)));
+            println!(
+                "{}",
+                name(mount("proc", 0x7fff_ffff_0000 as *const u8, "proc", 0))
+            );
+            // SAFETY: a NULL target on purpose.
+            let rc = unsafe { libc::umount2(std::ptr::null(), 0) };
+            println!("{}", name(if rc == 0 { 0 } else { errno() }));
+        }
+        "too-long" => {
+            let long = CString::new(format!("/tmp/{}", "a".repeat(5000))).unwrap_or_default();
+            println!("{}", name(mount("proc", long.as_ptr().cast(), "proc", 0)));
+        }
+        "fsopen" => {
+            let t = c"tmpfs";
+            // SAFETY: t outlives the call.
+            let rc = unsafe { libc::syscall(libc::SYS_fsopen, t.as_ptr(), 0) };
+            println!("{}", name(if rc >= 0 { 0 } else { errno() }));
+        }
+        "new-listener" => {
+            // A filter that allows everything, asking for a listener.
+            let filter = [libc::sock_filter {
+                code: 0x06,
+                jt: 0,
+                jf: 0,
+                k: 0x7fff_0000,
+            }];
+            let prog = libc::sock_fprog {
+                len: 1,
+                filter: filter.as_ptr() as *mut _,
+            };
+            // SAFETY: prog and filter outlive the call.
+            let rc = unsafe {
+                libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+                libc::syscall(
+                    libc::SYS_seccomp,
+                    1,
+                    1 << 3,
+                    &prog as *const libc::sock_fprog,
+                )
+            };
+            println!("{}", name(if rc >= 0 { 0 } else { errno() }));
+        }
+        // A thread blocks in a trapped mount while the process exits.
+        "exit-mid" => {
+            std::thread::spawn(|| {
+                mount("proc", c"/mnt".as_ptr().cast(), "proc", 0);
+            });
+            // SAFETY: exits the whole process at once, on purpose.
+            unsafe { libc::syscall(libc::SYS_exit_group, 0) };
+        }
+        _ => {
+            eprintln!("usage: warren-hostile MODE [N]");
+            std::process::exit(2);
+        }
+    }
+}
