@@ -109,8 +109,9 @@ pub fn decide(call: &Call, target: Option<&Target>, facts: &Facts) -> Action {
     match call {
         Call::Umount { flags, .. } => {
             let Some(t) = target else {
-                // Nothing to unmount there: the kernel gives its own error.
-                return Action::Continue;
+                // Never continue: the kernel would re-read a path the
+                // caller may have changed since it was copied.
+                return Action::Deny(libc::ENOENT);
             };
             if !t.is_mount_root {
                 return Action::Deny(libc::EINVAL);
@@ -128,19 +129,22 @@ pub fn decide(call: &Call, target: Option<&Target>, facts: &Facts) -> Action {
         Call::Mount { fstype, flags, .. } => {
             let flags = *flags;
             if flags & MS_REMOUNT != 0 {
-                if let Some(t) = target {
-                    if t.is_mount_root && facts.has(&facts.initial_ro, t) && flags & MS_RDONLY == 0
-                    {
-                        return Action::Deny(libc::EPERM);
-                    }
-                    if flags & MS_BIND != 0 {
-                        return if facts.caller_admin {
-                            Action::BindRemount
-                        } else {
-                            Action::Deny(libc::EPERM)
-                        };
-                    }
+                let Some(t) = target else {
+                    return Action::Deny(libc::ENOENT);
+                };
+                if t.is_mount_root && facts.has(&facts.initial_ro, t) && flags & MS_RDONLY == 0 {
+                    return Action::Deny(libc::EPERM);
                 }
+                if flags & MS_BIND != 0 {
+                    return if facts.caller_admin {
+                        Action::BindRemount
+                    } else {
+                        Action::Deny(libc::EPERM)
+                    };
+                }
+                // A superblock remount is the kernel's to allow: it needs
+                // CAP_SYS_ADMIN in the user namespace that owns the
+                // filesystem, which warren acting as host root would bypass.
                 return Action::Continue;
             }
             if flags & (MS_MOVE | MS_PROPAGATION) != 0 && flags & MS_BIND == 0 {
@@ -393,7 +397,20 @@ mod tests {
                 &no_admin,
                 Action::Deny(libc::EPERM),
             ),
-            ("umount of nothing", umount(0), None, &f, Action::Continue),
+            (
+                "umount of nothing",
+                umount(0),
+                None,
+                &f,
+                Action::Deny(libc::ENOENT),
+            ),
+            (
+                "remount of nothing",
+                mount(None, MS_REMOUNT),
+                None,
+                &f,
+                Action::Deny(libc::ENOENT),
+            ),
             (
                 "proc on a path that does not resolve",
                 mount(Some("proc"), 0),

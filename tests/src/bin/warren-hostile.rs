@@ -176,7 +176,10 @@ fn main() {
             println!("{}", if lost_proc { "proc-lost" } else { "proc-kept" });
         }
         "efault" => {
-            println!("{}", name(mount("proc", std::ptr::dangling::<u8>(), "proc", 0)));
+            println!(
+                "{}",
+                name(mount("proc", std::ptr::dangling::<u8>(), "proc", 0))
+            );
             println!(
                 "{}",
                 name(mount("proc", 0x7fff_ffff_0000 as *const u8, "proc", 0))
