@@ -27,7 +27,7 @@ pub enum InterceptorError {
         secs: u64,
         log: PathBuf,
     },
-    #[error("cannot prepare {path}")]
+    #[error("cannot prepare {path} for warren-interceptor")]
     Io {
         path: PathBuf,
         #[source]

@@ -360,3 +360,37 @@ fn a_container_that_exits_mid_notification_does_not_wedge_the_interceptor() {
     let out = run_script(&rt, "after-exit", "mount -t proc p /mnt && echo ok", |_| {});
     assert_eq!(out, "ok\n");
 }
+
+#[test]
+fn an_interceptor_that_cannot_start_fails_create_cleanly() {
+    // A socket path that is a directory: the interceptor cannot bind it
+    // and exits at once.
+    let dir = PathBuf::from("/run/warren-test").join(unique("nostart"));
+    let socket = dir.join("i.sock");
+    std::fs::create_dir_all(&socket).unwrap();
+    let rt = Runtime::warren_private(&format!(
+        "interceptor-socket = \"{}\"\ninterceptor-log = \"{}\"\ninterceptor-metrics = \"off\"",
+        socket.display(),
+        dir.join("log").display()
+    ));
+    let b = bundle(
+        &rt.bin,
+        &bundle_dir("nostart"),
+        &shared_busybox(),
+        &["true"],
+        |_| {},
+    );
+    let id = unique("nostart");
+    let out = rt.run(&["create", "--bundle", b.to_str().unwrap(), &id]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("warren-interceptor"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(!rt.root.join(&id).exists());
+    assert!(!rt.root.join("@prepared").join(&id).exists());
+    assert!(rt.allocations().is_empty(), "{:?}", rt.allocations());
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mountinfo.contains(&format!("{}/", rt.root.display())));
+    assert!(err.contains("exited"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
