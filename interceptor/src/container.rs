@@ -25,6 +25,10 @@ pub struct Container {
     initial_ro: Known,
     initial_masks: Known,
     pub added: Mutex<Added>,
+    /// The container's user namespace, held from registration.
+    userns: Option<std::os::fd::OwnedFd>,
+    /// The helper acting with the container's credentials, once needed.
+    helper: Mutex<Option<crate::nsexec::Helper>>,
 }
 
 /// The inode of a process's mount namespace.
@@ -49,6 +53,7 @@ impl Container {
         let table = mounts::read(pid).map_err(RegisterError::Mountinfo)?;
         let mut c = Container::from_table(id, pid, masked, readonly, &table);
         c.mnt_ns = mnt_ns_of(pid);
+        c.userns = crate::sys::open_path(&format!("/proc/{pid}/ns/user"), libc::O_RDONLY).ok();
         Ok(c)
     }
 
@@ -81,7 +86,35 @@ impl Container {
             initial_ro,
             initial_masks,
             added: Mutex::new(Added::default()),
+            userns: None,
+            helper: Mutex::new(None),
         }
+    }
+
+    /// Runs `f` with the container's helper, starting it on first use.
+    pub fn with_helper<T>(
+        &self,
+        f: impl FnOnce(&crate::nsexec::Helper) -> std::io::Result<T>,
+    ) -> std::io::Result<T> {
+        use std::os::fd::AsFd;
+        let mut slot = self.helper.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            let ns = self
+                .userns
+                .as_ref()
+                .ok_or_else(|| std::io::Error::from_raw_os_error(libc::ESRCH))?;
+            *slot = Some(crate::nsexec::Helper::start(ns.as_fd())?);
+        }
+        let helper = slot
+            .as_ref()
+            .ok_or_else(|| std::io::Error::from_raw_os_error(libc::EIO))?;
+        let result = f(helper);
+        // A helper that broke is replaced on the next call.
+        if matches!(&result, Err(e) if e.raw_os_error() == Some(libc::EPIPE) || e.raw_os_error() == Some(libc::EIO))
+        {
+            *slot = None;
+        }
+        result
     }
 
     pub fn facts(&self, caller_admin: bool, caller_mnt_ns: u64) -> Facts {

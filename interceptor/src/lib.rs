@@ -10,6 +10,7 @@ pub mod memory;
 pub mod metrics;
 pub mod mounts;
 pub mod notify;
+pub mod nsexec;
 pub mod server;
 pub mod supervise;
 pub mod sys;

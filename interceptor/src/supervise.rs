@@ -118,6 +118,8 @@ fn handle(
         (Action::BindRemount, Call::Mount { flags, data, .. }, Some((tfd, _))) => {
             act::bind_remount(home, &caller, tfd.as_fd(), *flags, data.as_deref())
         }
+        (Action::SuperblockRemount, Call::Mount { flags, data, .. }, Some((tfd, _))) => container
+            .with_helper(|h| h.remount(caller.mnt.as_fd(), tfd.as_fd(), *flags, data.as_deref())),
         (Action::EmulatePseudo(kind), Call::Mount { flags, .. }, Some((tfd, _))) => {
             act::mount_pseudo(home, &caller, container, *kind, tfd.as_fd(), *flags)
         }

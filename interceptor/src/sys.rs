@@ -304,3 +304,41 @@ pub fn pidfd_open(pid: i32) -> std::io::Result<OwnedFd> {
     // SAFETY: integer arguments only.
     owned(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })
 }
+
+/// Remount through `self/fd/N` relative to the working directory, which
+/// must be the host's /proc: for a single-threaded helper process.
+pub fn remount_fd_self(
+    target: BorrowedFd<'_>,
+    flags: libc::c_ulong,
+    data: Option<&str>,
+) -> std::io::Result<()> {
+    let p = cstr(&format!("self/fd/{}", target.as_raw_fd()))?;
+    let data = data.map(cstr).transpose()?;
+    let data_ptr = data
+        .as_ref()
+        .map_or(std::ptr::null(), |d| d.as_ptr().cast());
+    // SAFETY: p and data outlive the call; source and type may be NULL
+    // for a remount.
+    let rc = unsafe {
+        libc::mount(
+            std::ptr::null(),
+            p.as_ptr(),
+            std::ptr::null(),
+            flags,
+            data_ptr,
+        )
+    };
+    if rc < 0 { Err(last()) } else { Ok(()) }
+}
+
+/// Becomes uid and gid 0 of the user namespace just entered, keeping the
+/// full capability set that entering it gave.
+pub fn become_root() -> std::io::Result<()> {
+    // SAFETY: integer syscalls only.
+    unsafe {
+        if libc::setresgid(0, 0, 0) < 0 || libc::setresuid(0, 0, 0) < 0 {
+            return Err(last());
+        }
+    }
+    Ok(())
+}

@@ -394,3 +394,29 @@ fn an_interceptor_that_cannot_start_fails_create_cleanly() {
     assert!(err.contains("exited"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_superblock_remount_is_made_with_the_containers_credentials() {
+    let rt = Runtime::warren();
+    let data = bundle_dir("sbdata");
+    std::fs::create_dir_all(&data).unwrap();
+    let out = run_script(
+        &rt,
+        "sbremount",
+        "mount -t proc p /mnt && mount -o remount,ro /mnt && grep ' /mnt ' /proc/self/mountinfo | grep -c ' ro,'; \
+         mount -o remount,rw /mnt && grep ' /mnt ' /proc/self/mountinfo | grep -c ' rw,'; umount /mnt; \
+         mount -o remount,ro /data 2>&1; true",
+        |spec| {
+            spec["mounts"].as_array_mut().unwrap().push(serde_json::json!(
+                {"destination": "/data", "type": "bind", "source": data, "options": ["rbind", "rw"]}
+            ));
+        },
+    );
+    // The container's own proc can be reconfigured; the host filesystem
+    // under /data belongs to the host, and only host root could.
+    assert_eq!(
+        out, "1\n1\nmount: permission denied (are you root?)\n",
+        "{out}"
+    );
+    std::fs::write(data.join("still-writable"), "x").expect("the host filesystem stayed writable");
+}

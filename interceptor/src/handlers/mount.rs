@@ -48,6 +48,9 @@ pub enum Action {
     Unmount { detach: bool },
     /// Change the resolved target's mount flags for the caller.
     BindRemount,
+    /// Reconfigure the resolved target's filesystem, with the container's
+    /// credentials (the kernel then checks who owns the filesystem).
+    SuperblockRemount,
 }
 
 /// Where a call's target resolved, inside the caller's root.
@@ -142,10 +145,15 @@ pub fn decide(call: &Call, target: Option<&Target>, facts: &Facts) -> Action {
                         Action::Deny(libc::EPERM)
                     };
                 }
-                // A superblock remount is the kernel's to allow: it needs
-                // CAP_SYS_ADMIN in the user namespace that owns the
-                // filesystem, which warren acting as host root would bypass.
-                return Action::Continue;
+                // A superblock remount needs CAP_SYS_ADMIN in the user
+                // namespace that owns the filesystem: it is made on the
+                // resolved target with the container's credentials, not
+                // continued (the kernel would re-read the path).
+                return if facts.caller_admin {
+                    Action::SuperblockRemount
+                } else {
+                    Action::Deny(libc::EPERM)
+                };
             }
             if flags & (MS_MOVE | MS_PROPAGATION) != 0 && flags & MS_BIND == 0 {
                 return Action::Continue;
