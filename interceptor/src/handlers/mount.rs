@@ -340,7 +340,7 @@ mod tests {
                 mount(None, MS_REMOUNT | MS_RDONLY),
                 Some(at(1, "8:1", "/rootfs", true)),
                 &f,
-                Action::Continue,
+                Action::SuperblockRemount,
             ),
             (
                 "bind-remount elsewhere",
