@@ -354,7 +354,7 @@ mod tests {
                 mount(None, MS_REMOUNT),
                 Some(at(2, "0:50", "/", true)),
                 &f,
-                Action::Continue,
+                Action::SuperblockRemount,
             ),
             (
                 "umount /proc",
