@@ -61,7 +61,19 @@ pub fn load(root: &Path, id: &str) -> Result<Container, RuntimeError> {
     if !dir.join("state.json").exists() {
         return Err(RuntimeError::NotExist(id.to_owned()));
     }
-    Ok(Container::load(dir)?)
+    // libcontainer rewrites state.json in place (truncate, then write): a
+    // reader can catch it empty or half written. Such a read is retried
+    // briefly; a state file that stays unreadable is an error.
+    let mut tries = 0;
+    loop {
+        match Container::load(dir.clone()) {
+            Err(libcontainer::error::LibcontainerError::State(_)) if tries < 50 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            other => return Ok(other?),
+        }
+    }
 }
 
 pub fn cgroup_manager(container: &Container) -> Result<AnyCgroupManager, RuntimeError> {
@@ -141,7 +153,7 @@ pub fn list(root: &Path) -> Vec<Container> {
     let mut containers: Vec<Container> = entries
         .flatten()
         .filter(|e| e.path().join("state.json").exists())
-        .filter_map(|e| Container::load(e.path()).ok())
+        .filter_map(|e| load(root, &e.file_name().to_string_lossy()).ok())
         .collect();
     containers.sort_by(|a, b| a.id().cmp(b.id()));
     containers
