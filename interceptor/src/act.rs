@@ -128,7 +128,7 @@ pub fn bind_remount(
 ) -> std::io::Result<()> {
     in_mount_ns(home, caller, || {
         sys::fchdir(home.proc.as_fd())?;
-        sys::remount_fd(target, flags as libc::c_ulong, data)
+        sys::remount_fd(target, sys::FdOwner::Thread, flags as libc::c_ulong, data)
     })
 }
 

@@ -133,7 +133,14 @@ fn serve_one(sock: &UnixStream, home_proc: BorrowedFd<'_>) -> std::io::Result<bo
             .filter(|d| !d.is_empty());
         sys::setns(fds[0].as_fd(), libc::CLONE_NEWNS)
             .and_then(|()| sys::fchdir(home_proc))
-            .and_then(|()| sys::remount_fd_self(fds[1].as_fd(), flags as libc::c_ulong, data))
+            .and_then(|()| {
+                sys::remount_fd(
+                    fds[1].as_fd(),
+                    sys::FdOwner::Process,
+                    flags as libc::c_ulong,
+                    data,
+                )
+            })
     };
     let code = match result {
         Ok(()) => 0i32,

@@ -116,17 +116,30 @@ pub fn fchdir(fd: BorrowedFd<'_>) -> std::io::Result<()> {
     }
 }
 
-/// The path, relative to the host's /proc, of this thread's fd `fd`: with
-/// the host /proc as the working directory it names the fd's file in any
-/// mount namespace the thread has entered.
-fn fd_path(fd: BorrowedFd<'_>) -> std::io::Result<CString> {
-    cstr(&format!("thread-self/fd/{}", fd.as_raw_fd()))
+/// Who is naming an fd through /proc.
+#[derive(Debug, Clone, Copy)]
+pub enum FdOwner {
+    /// A thread of the threaded daemon: `thread-self/fd/N`.
+    Thread,
+    /// A single-threaded process: `self/fd/N`.
+    Process,
+}
+
+/// The path, relative to the host's /proc, of fd `fd`: with the host /proc
+/// as the working directory it names the fd's file in any mount namespace
+/// the caller has entered.
+fn fd_path(fd: BorrowedFd<'_>, owner: FdOwner) -> std::io::Result<CString> {
+    let base = match owner {
+        FdOwner::Thread => "thread-self",
+        FdOwner::Process => "self",
+    };
+    cstr(&format!("{base}/fd/{}", fd.as_raw_fd()))
 }
 
 /// umount2 of the mount at `target`. The working directory must be the
 /// host's /proc (see [`fd_path`]).
 pub fn umount_fd(target: BorrowedFd<'_>, flags: libc::c_int) -> std::io::Result<()> {
-    let p = fd_path(target)?;
+    let p = fd_path(target, FdOwner::Thread)?;
     // SAFETY: p outlives the call.
     if unsafe { libc::umount2(p.as_ptr(), flags) } < 0 {
         Err(last())
@@ -139,10 +152,11 @@ pub fn umount_fd(target: BorrowedFd<'_>, flags: libc::c_int) -> std::io::Result<
 /// host's /proc (see [`fd_path`]).
 pub fn remount_fd(
     target: BorrowedFd<'_>,
+    owner: FdOwner,
     flags: libc::c_ulong,
     data: Option<&str>,
 ) -> std::io::Result<()> {
-    let p = fd_path(target)?;
+    let p = fd_path(target, owner)?;
     let data = data.map(cstr).transpose()?;
     let data_ptr = data
         .as_ref()
@@ -303,32 +317,6 @@ pub fn move_mount(
 pub fn pidfd_open(pid: i32) -> std::io::Result<OwnedFd> {
     // SAFETY: integer arguments only.
     owned(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })
-}
-
-/// Remount through `self/fd/N` relative to the working directory, which
-/// must be the host's /proc: for a single-threaded helper process.
-pub fn remount_fd_self(
-    target: BorrowedFd<'_>,
-    flags: libc::c_ulong,
-    data: Option<&str>,
-) -> std::io::Result<()> {
-    let p = cstr(&format!("self/fd/{}", target.as_raw_fd()))?;
-    let data = data.map(cstr).transpose()?;
-    let data_ptr = data
-        .as_ref()
-        .map_or(std::ptr::null(), |d| d.as_ptr().cast());
-    // SAFETY: p and data outlive the call; source and type may be NULL
-    // for a remount.
-    let rc = unsafe {
-        libc::mount(
-            std::ptr::null(),
-            p.as_ptr(),
-            std::ptr::null(),
-            flags,
-            data_ptr,
-        )
-    };
-    if rc < 0 { Err(last()) } else { Ok(()) }
 }
 
 /// Becomes uid and gid 0 of the user namespace just entered, keeping the
