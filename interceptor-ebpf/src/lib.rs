@@ -3,6 +3,9 @@
 //! sides agree on every byte.
 #![no_std]
 
+/// The most containers the probes track at once; every map is bounded by it.
+pub const MAX_CONTAINERS: u32 = 4096;
+
 /// The syscall families that are counted per container.
 #[repr(u32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

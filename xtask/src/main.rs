@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod build_ebpf;
 mod demo;
 mod deps;
 mod test;
@@ -17,6 +18,8 @@ struct Cli {
 enum Command {
     /// Install what building and testing warren needs (Debian packages, containerd 2.x)
     Deps(deps::Args),
+    /// Build the eBPF probes with Debian's toolchain, installing it if missing
+    BuildEbpf(build_ebpf::Args),
     /// Build warren and run a busybox system container with it
     Demo(demo::Args),
     /// Install what is missing, build, and run every test as root
@@ -26,6 +29,7 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Deps(args) => deps::run(&args),
+        Command::BuildEbpf(args) => build_ebpf::run_cmd(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Test(args) => test::run(&args),
     }
