@@ -29,6 +29,8 @@ pub struct Container {
     userns: Option<std::os::fd::OwnedFd>,
     /// The helper acting with the container's credentials, once needed.
     helper: Mutex<Option<crate::nsexec::Helper>>,
+    /// The container's cgroup v2 for the eBPF probes, when they run.
+    pub tracking: Mutex<Option<crate::cgroup2::Tracking>>,
 }
 
 /// The inode of a process's mount namespace.
@@ -88,6 +90,7 @@ impl Container {
             added: Mutex::new(Added::default()),
             userns: None,
             helper: Mutex::new(None),
+            tracking: Mutex::new(None),
         }
     }
 
@@ -149,7 +152,7 @@ fn spec_paths(bundle: &Path) -> (Vec<String>, Vec<String>) {
 }
 
 /// Registered containers by id, with how many notify fds each has.
-#[derive(Default)]
+#[derive(Default, Debug)]
 pub struct Registry {
     inner: Mutex<HashMap<String, (Arc<Container>, usize)>>,
 }
@@ -185,6 +188,12 @@ impl Registry {
             }
             None => false,
         }
+    }
+
+    /// Every registered container.
+    pub fn containers(&self) -> Vec<Arc<Container>> {
+        let map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        map.values().map(|(c, _)| c.clone()).collect()
     }
 
     pub fn len(&self) -> usize {

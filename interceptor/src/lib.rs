@@ -3,7 +3,9 @@
 //! namespace, without letting the container undo the runtime's protections.
 
 pub mod act;
+pub mod cgroup2;
 pub mod container;
+pub mod ebpf;
 pub mod handlers;
 pub mod handshake;
 pub mod memory;

@@ -23,6 +23,9 @@ struct Args {
     /// Do not serve metrics
     #[arg(long)]
     no_metrics: bool,
+    /// Load the eBPF probes from this object instead of the embedded one
+    #[arg(long, value_name = "PATH")]
+    ebpf_object: Option<PathBuf>,
     /// Log at debug level
     #[arg(long)]
     debug: bool,
@@ -64,15 +67,30 @@ fn main() -> ExitCode {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     use anyhow::Context;
-    let metrics = Arc::new(Metrics::new());
-    tracing::info!(
-        reason = "the probes are not built into this release",
-        "eBPF accounting is off"
-    );
-    metrics.ebpf_enabled.set(0);
+    let registry = Arc::new(Registry::default());
+    let mut metrics = Metrics::new();
+    let probes = match warren_interceptor::ebpf::Probes::load(args.ebpf_object.as_deref()) {
+        Ok(p) => {
+            tracing::info!("eBPF probes loaded");
+            metrics.ebpf_enabled.set(1);
+            let p = Arc::new(p);
+            metrics.register_collector(Box::new(metrics::ProbeCounts {
+                registry: registry.clone(),
+                probes: p.clone(),
+            }));
+            Some(p)
+        }
+        Err(reason) => {
+            tracing::warn!(%reason, "eBPF accounting is off");
+            metrics.ebpf_enabled.set(0);
+            None
+        }
+    };
+    let metrics = Arc::new(metrics);
     let daemon = Arc::new(Daemon {
-        registry: Registry::default(),
+        registry,
         metrics: metrics.clone(),
+        probes,
     });
     let listener = server::bind(&args.socket)
         .with_context(|| format!("cannot listen on {}", args.socket.display()))?;

@@ -86,6 +86,14 @@ impl Metrics {
         }
     }
 
+    /// Adds a collector, read on every scrape.
+    pub fn register_collector(
+        &mut self,
+        collector: Box<dyn prometheus_client::collector::Collector>,
+    ) {
+        self.registry.register_collector(collector);
+    }
+
     /// The text exposition of every metric.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -168,5 +176,49 @@ mod tests {
             text.contains("warren_interceptor_build_info{version="),
             "{text}"
         );
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ContainerLabel {
+    pub container: String,
+}
+
+/// Per-container counts from the eBPF probes, read on scrape. A container
+/// that is gone has no series.
+#[derive(Debug)]
+pub struct ProbeCounts {
+    pub registry: std::sync::Arc<crate::container::Registry>,
+    pub probes: std::sync::Arc<crate::ebpf::Probes>,
+}
+
+impl prometheus_client::collector::Collector for ProbeCounts {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric;
+        let rows: Vec<(String, u64)> = self
+            .registry
+            .containers()
+            .iter()
+            .filter_map(|c| {
+                let t = c.tracking.lock().unwrap_or_else(|p| p.into_inner());
+                t.as_ref()
+                    .map(|t| (c.id.clone(), self.probes.syscalls(t.id)))
+            })
+            .collect();
+        let mut m = encoder.encode_descriptor(
+            "warren_container_syscalls",
+            "Syscalls entered by the processes of each container, counted in the kernel",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for (container, n) in rows {
+            let label = ContainerLabel { container };
+            let family = m.encode_family(&label)?;
+            prometheus_client::metrics::counter::ConstCounter::new(n).encode(family)?;
+        }
+        Ok(())
     }
 }

@@ -11,8 +11,39 @@ use crate::supervise;
 
 /// Shared state of the daemon.
 pub struct Daemon {
-    pub registry: Registry,
+    pub registry: Arc<Registry>,
     pub metrics: Arc<Metrics>,
+    /// The eBPF probes, when they loaded.
+    pub probes: Option<Arc<crate::ebpf::Probes>>,
+}
+
+/// Starts counting a container's processes in the probes.
+fn track(daemon: &Daemon, container: &Container, pid: i32, first: bool) {
+    let Some(probes) = &daemon.probes else { return };
+    let mut slot = container.tracking.lock().unwrap_or_else(|p| p.into_inner());
+    if let (false, Some(t)) = (first, slot.as_ref()) {
+        crate::cgroup2::add(t, pid);
+        return;
+    }
+    match crate::cgroup2::track(&container.id, pid) {
+        Ok(t) => {
+            if let Err(e) = probes.track(t.id) {
+                tracing::warn!(container_id = %container.id, pid, error = %e, "cannot track the container in the probes");
+            }
+            *slot = Some(t);
+        }
+        Err(e) => {
+            tracing::warn!(container_id = %container.id, pid, error = %e, "no cgroup v2 to track the container in")
+        }
+    }
+}
+
+fn untrack(daemon: &Daemon, container: &Container) {
+    let slot = container.tracking.lock().unwrap_or_else(|p| p.into_inner());
+    if let (Some(probes), Some(t)) = (&daemon.probes, slot.as_ref()) {
+        probes.untrack(t.id);
+        crate::cgroup2::remove(t);
+    }
 }
 
 /// Binds the socket, replacing a stale one, readable by root only.
@@ -59,14 +90,16 @@ fn handle(daemon: &Arc<Daemon>, conn: std::os::unix::net::UnixStream) {
     if first {
         daemon.metrics.containers.inc();
     }
+    track(daemon, &container, reg.pid, first);
     tracing::info!(container_id = %reg.id, pid = reg.pid, status = %reg.status, "registered");
     let daemon = daemon.clone();
     let spawned = std::thread::Builder::new()
         .name(format!("notify-{}", reg.pid))
         .spawn(move || {
             let id = container.id.clone();
-            supervise::run(reg.fd, container, daemon.metrics.clone());
+            supervise::run(reg.fd, container.clone(), daemon.metrics.clone());
             if daemon.registry.detach(&id) {
+                untrack(&daemon, &container);
                 daemon.metrics.containers.dec();
                 tracing::info!(container_id = %id, "container gone");
             }

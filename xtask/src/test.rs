@@ -19,6 +19,8 @@ pub fn run(args: &Args) -> Result<()> {
     }
     crate::deps::run(&crate::deps::Args { minimal: false })?;
     let containerd = crate::deps::containerd()?;
+    // Built first, so that the interceptor embeds the probes.
+    let probes = crate::build_ebpf::build()?;
     let bins = build_bins(false)?;
     let hostile = build_hostile()?;
 
@@ -28,6 +30,7 @@ pub fn run(args: &Args) -> Result<()> {
         .args(["test", "--workspace", "--no-fail-fast"])
         .env("WARREN_BIN_DIR", &bins)
         .env("WARREN_HOSTILE", &hostile)
+        .env("WARREN_EBPF_OBJECT", &probes)
         .env("WARREN_CONTAINERD_DIR", &containerd)
         .env("PATH", format!("{}:{path}", containerd.display()));
     if !args.rest.is_empty() {

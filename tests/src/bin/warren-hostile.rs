@@ -230,6 +230,14 @@ fn main() {
             // SAFETY: exits the whole process at once, on purpose.
             unsafe { libc::syscall(libc::SYS_exit_group, 0) };
         }
+        // Exactly N getppid calls, then print done.
+        "getppid" => {
+            for _ in 0..n {
+                // SAFETY: getppid has no arguments and cannot fail.
+                unsafe { libc::syscall(libc::SYS_getppid) };
+            }
+            println!("done");
+        }
         _ => {
             eprintln!("usage: warren-hostile MODE [N]");
             std::process::exit(2);

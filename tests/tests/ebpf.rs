@@ -1,0 +1,155 @@
+//! The eBPF probes: per-container syscall counts, taken in the kernel.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use warren_tests::fixtures::{bundle, hostile_bin, shared_busybox};
+use warren_tests::runtime::Runtime;
+use warren_tests::{target_dir, unique};
+
+fn scrape(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(addr).expect("metrics endpoint");
+    conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    conn.read_to_string(&mut text).unwrap();
+    text
+}
+
+fn syscalls(text: &str, id: &str) -> Option<u64> {
+    let series = format!("warren_container_syscalls_total{{container=\"{id}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&series))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// A detached container running `script`, with the hostile program at /opt
+/// and a tmpfs /tmp.
+fn start(rt: &Runtime, name: &str, script: &str) -> String {
+    let dir = hostile_bin().parent().unwrap().to_path_buf();
+    let b = bundle(
+        &rt.bin,
+        &target_dir().join("test-bundles").join(unique(name)),
+        &shared_busybox(),
+        &["sh", "-c", &format!("mount -t tmpfs t /tmp; {script}")],
+        |spec| {
+            spec["mounts"].as_array_mut().unwrap().push(serde_json::json!(
+                {"destination": "/opt", "type": "bind", "source": dir, "options": ["rbind", "ro"]}
+            ));
+        },
+    );
+    let id = unique(name);
+    rt.ok(&["run", "--detach", "--bundle", b.to_str().unwrap(), &id]);
+    id
+}
+
+#[test]
+fn getppid_calls_are_counted_for_their_container_only() {
+    const N: u64 = 100_000;
+    // What the shell, mount, exec and the test's own exec add around the
+    // loop: measured well under this on this machine.
+    const SLACK: u64 = 5_000;
+    let rt = Runtime::warren();
+    let idle = start(&rt, "idle", "sleep 1000");
+    let _gi = rt.cleanup(&idle);
+    let busy = start(
+        &rt,
+        "busy",
+        "/opt/warren-hostile getppid 100000 > /tmp/out; sleep 1000",
+    );
+    let _gb = rt.cleanup(&busy);
+    let end = Instant::now() + Duration::from_secs(30);
+    while rt
+        .run(&["exec", &busy, "grep", "-q", "done", "/tmp/out"])
+        .status
+        .code()
+        != Some(0)
+    {
+        assert!(Instant::now() < end, "getppid loop never finished");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let first = scrape("127.0.0.1:9464");
+    assert!(
+        first.contains("\nwarren_ebpf_enabled 1"),
+        "the probes are not loaded:\n{first}"
+    );
+    let n = syscalls(&first, &busy).unwrap_or_else(|| panic!("no series for {busy}:\n{first}"));
+    assert!(
+        (N..=N + SLACK).contains(&n),
+        "{n} syscalls counted for {N} getppid calls"
+    );
+    let idle_before = syscalls(&first, &idle).expect("a series for the idle container");
+    std::thread::sleep(Duration::from_millis(200));
+    let second = scrape("127.0.0.1:9464");
+    assert_eq!(
+        syscalls(&second, &idle),
+        Some(idle_before),
+        "the idle container's count moved"
+    );
+
+    rt.ok(&["delete", "--force", &busy]);
+    // The series and the tracking cgroup go once the interceptor sees the
+    // container's last process gone.
+    let tracking = PathBuf::from("/sys/fs/cgroup/unified/warren");
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = scrape("127.0.0.1:9464");
+        let left: Vec<_> = std::fs::read_dir(&tracking)
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| {
+                        e.file_name()
+                            .to_string_lossy()
+                            .starts_with(&format!("{busy}."))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if syscalls(&text, &busy).is_none() && left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "series or tracking cgroup left: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn without_probes_the_interceptor_runs_and_says_so() {
+    let bin = warren_tests::runtime::bin_dir().join("warren-interceptor");
+    let dir = PathBuf::from("/run/warren-test").join(unique("noebpf"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("log");
+    let mut child = Command::new(&bin)
+        .arg("--socket")
+        .arg(dir.join("i.sock"))
+        .args([
+            "--metrics-addr",
+            "127.0.0.1:9467",
+            "--ebpf-object",
+            "/nonexistent/warren-probes",
+        ])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("start interceptor");
+    let end = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect("127.0.0.1:9467").is_err() {
+        assert!(Instant::now() < end, "the interceptor did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let text = scrape("127.0.0.1:9467");
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(text.contains("\nwarren_ebpf_enabled 0"), "{text}");
+    assert!(
+        log.contains("eBPF accounting is off") && log.contains("/nonexistent/warren-probes"),
+        "{log}"
+    );
+}
