@@ -4,6 +4,7 @@ use std::sync::Mutex;
 
 use aya::maps::{HashMap, MapData, PerCpuHashMap};
 use aya::programs::RawTracePoint;
+use interceptor_ebpf::{Event, EventKey, Family, FamilyKey};
 
 /// The probes' object, embedded at build time (empty when not built).
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/warren-probes.o"));
@@ -13,6 +14,26 @@ pub struct Probes {
     _ebpf: aya::Ebpf,
     tracked: Mutex<HashMap<MapData, u64, u32>>,
     syscalls: Mutex<PerCpuHashMap<MapData, u64, u64>>,
+    families: Mutex<PerCpuHashMap<MapData, FamilyKey, u64>>,
+    events: Mutex<PerCpuHashMap<MapData, EventKey, u64>>,
+}
+
+/// Sums a per-CPU counter; absent is zero.
+fn sum<K: aya::Pod>(map: &Mutex<PerCpuHashMap<MapData, K, u64>>, key: &K) -> u64 {
+    let m = map.lock().unwrap_or_else(|p| p.into_inner());
+    m.get(key, 0).map(|v| v.iter().sum()).unwrap_or(0)
+}
+
+fn take<K: aya::Pod>(
+    ebpf: &mut aya::Ebpf,
+    name: &str,
+) -> Result<Mutex<PerCpuHashMap<MapData, K, u64>>, String> {
+    let map = ebpf
+        .take_map(name)
+        .ok_or_else(|| format!("no {name} map"))?;
+    PerCpuHashMap::try_from(map)
+        .map(Mutex::new)
+        .map_err(|e| format!("{name}: {e}"))
 }
 
 impl std::fmt::Debug for Probes {
@@ -41,23 +62,33 @@ impl Probes {
         }
         let mut ebpf =
             aya::Ebpf::load(bytes).map_err(|e| format!("the kernel refused the probes: {e}"))?;
-        let prog: &mut RawTracePoint = ebpf
-            .program_mut("sys_enter")
-            .ok_or("the object has no sys_enter program")?
-            .try_into()
-            .map_err(|e| format!("sys_enter is not a raw tracepoint: {e}"))?;
-        prog.load()
-            .map_err(|e| format!("cannot load sys_enter: {e}"))?;
-        prog.attach("sys_enter")
-            .map_err(|e| format!("cannot attach sys_enter: {e}"))?;
+        for (program, tracepoint) in [
+            ("sys_enter", "sys_enter"),
+            ("sched_process_fork", "sched_process_fork"),
+            ("sched_process_exec", "sched_process_exec"),
+            ("sched_process_exit", "sched_process_exit"),
+        ] {
+            let prog: &mut RawTracePoint = ebpf
+                .program_mut(program)
+                .ok_or_else(|| format!("the object has no {program} program"))?
+                .try_into()
+                .map_err(|e| format!("{program} is not a raw tracepoint: {e}"))?;
+            prog.load()
+                .map_err(|e| format!("cannot load {program}: {e}"))?;
+            prog.attach(tracepoint)
+                .map_err(|e| format!("cannot attach {program}: {e}"))?;
+        }
         let tracked = HashMap::try_from(ebpf.take_map("TRACKED").ok_or("no TRACKED map")?)
             .map_err(|e| format!("TRACKED: {e}"))?;
-        let syscalls = PerCpuHashMap::try_from(ebpf.take_map("SYSCALLS").ok_or("no SYSCALLS map")?)
-            .map_err(|e| format!("SYSCALLS: {e}"))?;
+        let syscalls = take(&mut ebpf, "SYSCALLS")?;
+        let families = take(&mut ebpf, "FAMILY_CALLS")?;
+        let events = take(&mut ebpf, "PROCESS_EVENTS")?;
         Ok(Probes {
             _ebpf: ebpf,
             tracked: Mutex::new(tracked),
-            syscalls: Mutex::new(syscalls),
+            syscalls,
+            families,
+            events,
         })
     }
 
@@ -73,13 +104,68 @@ impl Probes {
         drop(t);
         let mut s = self.syscalls.lock().unwrap_or_else(|p| p.into_inner());
         let _ = s.remove(&cgroup_id);
+        drop(s);
+        let mut f = self.families.lock().unwrap_or_else(|p| p.into_inner());
+        for family in Family::ALL {
+            let _ = f.remove(&FamilyKey {
+                cgroup: cgroup_id,
+                family: family as u32,
+                _pad: 0,
+            });
+        }
+        drop(f);
+        let mut e = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        for event in Event::ALL {
+            let _ = e.remove(&EventKey {
+                cgroup: cgroup_id,
+                event: event as u32,
+                _pad: 0,
+            });
+        }
+    }
+
+    /// Syscalls per family for a cgroup.
+    pub fn families(&self, cgroup_id: u64) -> Vec<(&'static str, u64)> {
+        Family::ALL
+            .iter()
+            .map(|f| {
+                (
+                    f.name(),
+                    sum(
+                        &self.families,
+                        &FamilyKey {
+                            cgroup: cgroup_id,
+                            family: *f as u32,
+                            _pad: 0,
+                        },
+                    ),
+                )
+            })
+            .collect()
+    }
+
+    /// Forks, execs and exits for a cgroup.
+    pub fn events(&self, cgroup_id: u64) -> Vec<(&'static str, u64)> {
+        Event::ALL
+            .iter()
+            .map(|e| {
+                (
+                    e.name(),
+                    sum(
+                        &self.events,
+                        &EventKey {
+                            cgroup: cgroup_id,
+                            event: *e as u32,
+                            _pad: 0,
+                        },
+                    ),
+                )
+            })
+            .collect()
     }
 
     /// Syscalls counted for a cgroup, summed over CPUs.
     pub fn syscalls(&self, cgroup_id: u64) -> u64 {
-        let s = self.syscalls.lock().unwrap_or_else(|p| p.into_inner());
-        s.get(&cgroup_id, 0)
-            .map(|per_cpu| per_cpu.iter().sum())
-            .unwrap_or(0)
+        sum(&self.syscalls, &cgroup_id)
     }
 }

@@ -184,6 +184,18 @@ pub struct ContainerLabel {
     pub container: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FamilyLabels {
+    pub container: String,
+    pub family: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabels {
+    pub container: String,
+    pub event: &'static str,
+}
+
 /// Per-container counts from the eBPF probes, read on scrape. A container
 /// that is gone has no series.
 #[derive(Debug)]
@@ -198,15 +210,18 @@ impl prometheus_client::collector::Collector for ProbeCounts {
         mut encoder: prometheus_client::encoding::DescriptorEncoder,
     ) -> Result<(), std::fmt::Error> {
         use prometheus_client::encoding::EncodeMetric;
-        let rows: Vec<(String, u64)> = self
+        let tracked: Vec<(String, u64)> = self
             .registry
             .containers()
             .iter()
             .filter_map(|c| {
                 let t = c.tracking.lock().unwrap_or_else(|p| p.into_inner());
-                t.as_ref()
-                    .map(|t| (c.id.clone(), self.probes.syscalls(t.id)))
+                t.as_ref().map(|t| (c.id.clone(), t.id))
             })
+            .collect();
+        let rows: Vec<(String, u64)> = tracked
+            .iter()
+            .map(|(id, cg)| (id.clone(), self.probes.syscalls(*cg)))
             .collect();
         let mut m = encoder.encode_descriptor(
             "warren_container_syscalls",
@@ -218,6 +233,38 @@ impl prometheus_client::collector::Collector for ProbeCounts {
             let label = ContainerLabel { container };
             let family = m.encode_family(&label)?;
             prometheus_client::metrics::counter::ConstCounter::new(n).encode(family)?;
+        }
+        let mut m = encoder.encode_descriptor(
+            "warren_container_syscalls_by_family",
+            "Syscalls of each container by family (mount, file, net, process), counted in the kernel",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for (container, cg) in &tracked {
+            for (family, n) in self.probes.families(*cg) {
+                let label = FamilyLabels {
+                    container: container.clone(),
+                    family,
+                };
+                prometheus_client::metrics::counter::ConstCounter::new(n)
+                    .encode(m.encode_family(&label)?)?;
+            }
+        }
+        let mut m = encoder.encode_descriptor(
+            "warren_container_process_events",
+            "Forks, execs and exits in each container, counted in the kernel",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for (container, cg) in &tracked {
+            for (event, n) in self.probes.events(*cg) {
+                let label = EventLabels {
+                    container: container.clone(),
+                    event,
+                };
+                prometheus_client::metrics::counter::ConstCounter::new(n)
+                    .encode(m.encode_family(&label)?)?;
+            }
         }
         Ok(())
     }

@@ -118,6 +118,67 @@ fn getppid_calls_are_counted_for_their_container_only() {
     }
 }
 
+fn series(text: &str, prefix: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[test]
+fn forks_execs_exits_and_families_are_counted_exactly() {
+    let rt = Runtime::warren();
+    let dir = hostile_bin().parent().unwrap().to_path_buf();
+    // No shell: the init is the hostile program, which mounts and unmounts
+    // a tmpfs, then forks three children that each exec it again.
+    let b = bundle(
+        &rt.bin,
+        &target_dir().join("test-bundles").join(unique("events")),
+        &shared_busybox(),
+        &["/opt/warren-hostile", "spawn", "3"],
+        |spec| {
+            spec["mounts"].as_array_mut().unwrap().push(serde_json::json!(
+                {"destination": "/opt", "type": "bind", "source": dir, "options": ["rbind", "ro"]}
+            ));
+        },
+    );
+    let id = unique("events");
+    let _g = rt.cleanup(&id);
+    rt.ok(&["run", "--detach", "--bundle", b.to_str().unwrap(), &id]);
+    let event = |text: &str, e: &str| {
+        series(
+            text,
+            &format!("warren_container_process_events_total{{container=\"{id}\",event=\"{e}\"}} "),
+        )
+    };
+    let end = Instant::now() + Duration::from_secs(20);
+    let text = loop {
+        let text = scrape("127.0.0.1:9464");
+        if event(&text, "exit") == Some(3) {
+            break text;
+        }
+        assert!(Instant::now() < end, "the children never exited:\n{text}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(event(&text, "fork"), Some(3), "{text}");
+    // The init's own exec, then one per child.
+    assert_eq!(event(&text, "exec"), Some(4), "{text}");
+    let family = |f: &str| {
+        series(
+            &text,
+            &format!(
+                "warren_container_syscalls_by_family_total{{container=\"{id}\",family=\"{f}\"}} "
+            ),
+        )
+    };
+    // The tmpfs mount is continued to the kernel and enters the syscall; the
+    // umount2 is done by the interceptor, so the task never reaches
+    // sys_enter for it (seccomp runs first). warren_notifications_total
+    // counts that one.
+    assert_eq!(family("mount"), Some(1), "{text}");
+    assert!(family("file").unwrap_or(0) > 0, "{text}");
+    assert!(family("process").unwrap_or(0) >= 3 + 4 + 3, "{text}");
+}
+
 #[test]
 fn without_probes_the_interceptor_runs_and_says_so() {
     let bin = warren_tests::runtime::bin_dir().join("warren-interceptor");

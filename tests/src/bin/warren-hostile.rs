@@ -230,6 +230,36 @@ fn main() {
             // SAFETY: exits the whole process at once, on purpose.
             unsafe { libc::syscall(libc::SYS_exit_group, 0) };
         }
+        "noop" => {}
+        // One mount and one umount2, then N children that each exec this
+        // program (noop); then wait forever.
+        "spawn" => {
+            mount("t", c"/tmp".as_ptr().cast(), "tmpfs", 0);
+            umount("/tmp", 0);
+            let exe = c"/opt/warren-hostile";
+            let argv = [exe.as_ptr(), c"noop".as_ptr(), std::ptr::null()];
+            for _ in 0..n {
+                // SAFETY: the child only calls execv and _exit.
+                match unsafe { libc::fork() } {
+                    // SAFETY: in the child: exec, or exit at once.
+                    0 => unsafe {
+                        libc::execv(exe.as_ptr(), argv.as_ptr());
+                        libc::_exit(127);
+                    },
+                    pid if pid > 0 => {
+                        let mut status = 0;
+                        // SAFETY: waits for the child just forked.
+                        unsafe { libc::waitpid(pid, &mut status, 0) };
+                    }
+                    _ => {}
+                }
+            }
+            println!("spawned");
+            loop {
+                // SAFETY: pause only sleeps.
+                unsafe { libc::pause() };
+            }
+        }
         // Exactly N getppid calls, then print done.
         "getppid" => {
             for _ in 0..n {
