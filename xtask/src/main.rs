@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 mod build_ebpf;
 mod demo;
 mod deps;
+mod install;
 mod test;
 
 #[derive(Parser)]
@@ -22,6 +23,8 @@ enum Command {
     BuildEbpf(build_ebpf::Args),
     /// Build warren and run a busybox system container with it
     Demo(demo::Args),
+    /// Build in release mode and install warren-runc and warren-interceptor
+    Install(install::Args),
     /// Install what is missing, build, and run every test as root
     Test(test::Args),
 }
@@ -31,6 +34,7 @@ fn main() -> anyhow::Result<()> {
         Command::Deps(args) => deps::run(&args),
         Command::BuildEbpf(args) => build_ebpf::run_cmd(&args),
         Command::Demo(args) => demo::run(&args),
+        Command::Install(args) => install::run(&args),
         Command::Test(args) => test::run(&args),
     }
 }
