@@ -31,6 +31,8 @@ pub struct Container {
     helper: Mutex<Option<crate::nsexec::Helper>>,
     /// The container's cgroup v2 for the eBPF probes, when they run.
     pub tracking: Mutex<Option<crate::cgroup2::Tracking>>,
+    /// Registration is complete (tracking included).
+    pub ready: std::sync::atomic::AtomicBool,
 }
 
 /// The inode of a process's mount namespace.
@@ -91,6 +93,7 @@ impl Container {
             userns: None,
             helper: Mutex::new(None),
             tracking: Mutex::new(None),
+            ready: std::sync::atomic::AtomicBool::new(false),
         }
     }
 

@@ -62,11 +62,35 @@ pub fn bind(path: &Path) -> std::io::Result<std::os::unix::net::UnixListener> {
     Ok(listener)
 }
 
+/// A question from warren-runc: has container `id` finished registering?
+/// create waits for it, so that counting starts before the container's
+/// process runs.
+#[derive(serde::Deserialize)]
+struct Query {
+    registered: String,
+}
+
+fn answer(daemon: &Daemon, mut conn: std::os::unix::net::UnixStream, q: &Query) {
+    use std::io::Write;
+    let ready = daemon
+        .registry
+        .containers()
+        .iter()
+        .any(|c| c.id == q.registered && c.ready.load(std::sync::atomic::Ordering::Acquire));
+    let _ = conn.write_all(if ready { b"1" } else { b"0" });
+}
+
 /// Handles one connection: a handshake, then a std thread for the fd.
 fn handle(daemon: &Arc<Daemon>, conn: std::os::unix::net::UnixStream) {
     let reg = match handshake::receive(conn.as_raw_fd()) {
         // A probe (warren-runc checking that the interceptor answers).
         Ok((bytes, fds)) if bytes.is_empty() && fds.is_empty() => return,
+        Ok((bytes, fds)) if fds.is_empty() && serde_json::from_slice::<Query>(&bytes).is_ok() => {
+            if let Ok(q) = serde_json::from_slice::<Query>(&bytes) {
+                answer(daemon, conn, &q);
+            }
+            return;
+        }
         Ok((bytes, fds)) => handshake::decode(&bytes, fds),
         Err(e) => Err(e),
     };
@@ -91,6 +115,9 @@ fn handle(daemon: &Arc<Daemon>, conn: std::os::unix::net::UnixStream) {
         daemon.metrics.containers.inc();
     }
     track(daemon, &container, reg.pid, first);
+    container
+        .ready
+        .store(true, std::sync::atomic::Ordering::Release);
     tracing::info!(container_id = %reg.id, pid = reg.pid, status = %reg.status, "registered");
     let daemon = daemon.clone();
     let spawned = std::thread::Builder::new()

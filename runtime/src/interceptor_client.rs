@@ -135,3 +135,26 @@ pub fn ensure(settings: &Settings) -> Result<(), InterceptorError> {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// Waits, briefly, until the interceptor has registered container `id`
+/// (its handshake is sent during create but handled asynchronously).
+/// Returns whether it did.
+pub fn wait_registered(settings: &Settings, id: &str) -> bool {
+    use std::io::{Read, Write};
+    let query = serde_json::json!({ "registered": id }).to_string();
+    let end = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < end {
+        if let Ok(mut conn) = UnixStream::connect(&settings.interceptor_socket) {
+            let mut answer = [0u8; 1];
+            if conn.write_all(query.as_bytes()).is_ok()
+                && conn.shutdown(std::net::Shutdown::Write).is_ok()
+                && conn.read_exact(&mut answer).is_ok()
+                && answer[0] == b'1'
+            {
+                return true;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    false
+}

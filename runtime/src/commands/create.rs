@@ -77,6 +77,12 @@ pub fn create_container(
         bundle: bundle.dir.clone(),
         rootfs: bundle.rootfs.clone(),
     };
+    if globals.settings.intercept
+        && crate::spec::is_syscont(&bundle.spec)
+        && !crate::interceptor_client::wait_registered(&globals.settings, opts.id)
+    {
+        tracing::warn!(id = %opts.id, "the interceptor has not confirmed the container's registration");
+    }
     if let Err(err) = meta
         .save(&dir)
         .and_then(|()| syscont::commit(globals, opts.id))
