@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod build_ebpf;
 mod demo;
 mod deps;
@@ -19,6 +20,8 @@ struct Cli {
 enum Command {
     /// Install what building and testing warren needs (Debian packages, containerd 2.x)
     Deps(deps::Args),
+    /// Benchmark warren against crun and runc; report in target/bench/
+    Bench(bench::Args),
     /// Build the eBPF probes with Debian's toolchain, installing it if missing
     BuildEbpf(build_ebpf::Args),
     /// Build warren and run a busybox system container with it
@@ -32,6 +35,7 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Deps(args) => deps::run(&args),
+        Command::Bench(args) => bench::run_cmd(&args),
         Command::BuildEbpf(args) => build_ebpf::run_cmd(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Install(args) => install::run(&args),
