@@ -76,3 +76,24 @@ pub fn remove(t: &Tracking) {
     }
     tracing::warn!(dir = %t.dir.display(), "cannot remove a tracking cgroup");
 }
+
+/// Removes the tracking cgroups no process is in any more: those of an
+/// interceptor that was killed before it could clean up. A cgroup with
+/// processes in it cannot be removed, so live containers keep theirs.
+pub fn remove_stale() -> usize {
+    let Some(dir) = v2_mount().map(|m| m.join("warren")) else {
+        return 0;
+    };
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("cgroup.procs"))
+                .is_ok_and(|p| p.trim().is_empty())
+        })
+        .filter(|e| std::fs::remove_dir(e.path()).is_ok())
+        .count()
+}

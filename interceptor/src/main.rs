@@ -71,7 +71,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut metrics = Metrics::new();
     let probes = match warren_interceptor::ebpf::Probes::load(args.ebpf_object.as_deref()) {
         Ok(p) => {
-            tracing::info!("eBPF probes loaded");
+            let stale = warren_interceptor::cgroup2::remove_stale();
+            tracing::info!(stale_tracking_cgroups_removed = stale, "eBPF probes loaded");
             metrics.ebpf_enabled.set(1);
             let p = Arc::new(p);
             metrics.register_collector(Box::new(metrics::ProbeCounts {

@@ -111,9 +111,35 @@ fn unmount_under(dir: &Path) -> Result<(), RuntimeError> {
     Ok(())
 }
 
+/// Removes the empty cgroup v2 tracking directories the interceptor made for
+/// container `id` (`<cgroup2>/warren/<id>.<pid>`), in case the interceptor
+/// that made them is gone. One with processes in it cannot be removed.
+fn remove_tracking_cgroups(id: &str) {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    let Some(mount) = info.lines().find_map(|l| {
+        let (left, right) = l.split_once(" - ")?;
+        let point = left.split(' ').nth(4)?;
+        (right.split(' ').next()? == "cgroup2").then(|| PathBuf::from(point))
+    }) else {
+        return;
+    };
+    let prefix = format!("{id}.");
+    if let Ok(entries) = std::fs::read_dir(mount.join("warren")) {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = std::fs::remove_dir(e.path());
+            }
+        }
+    }
+}
+
 /// Removes everything warren made outside libcontainer for `id`: staging
-/// mounts, the prepared bundle, a rootfs copy, and the ID range.
+/// mounts, the prepared bundle, a rootfs copy, tracking cgroups, and the ID
+/// range.
 pub fn teardown(globals: &Globals, root: &Path, id: &str) -> Result<(), RuntimeError> {
+    remove_tracking_cgroups(id);
     let dir = prepared::dir(root, id);
     unmount_under(&dir)?;
     prepared::remove(root, id)?;
