@@ -20,7 +20,10 @@ pub fn busybox_rootfs(dir: &Path) -> Result<PathBuf> {
     }
     let parent = dir.parent().context("rootfs dir has no parent")?;
     std::fs::create_dir_all(parent).with_context(|| format!("create {}", parent.display()))?;
-    let tmp = parent.join(format!(".tmp-rootfs-{}", std::process::id()));
+    // Unique per call: threads of one test binary build concurrently too.
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = parent.join(format!(".tmp-rootfs-{}-{seq}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     for d in [
         "bin", "dev", "etc", "proc", "sys", "tmp", "root", "run", "mnt", "var", "usr", "opt",
@@ -66,8 +69,15 @@ pub fn busybox_rootfs(dir: &Path) -> Result<PathBuf> {
 
 /// The shared, read-only busybox rootfs under the target dir.
 pub fn shared_busybox() -> PathBuf {
+    static SHARED: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
+    let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(dir) = shared.as_ref() {
+        return dir.clone();
+    }
     let dir = crate::target_dir().join("fixtures/busybox-rootfs-2");
-    busybox_rootfs(&dir).unwrap_or_else(|e| panic!("cannot build busybox rootfs: {e:#}"))
+    let dir = busybox_rootfs(&dir).unwrap_or_else(|e| panic!("cannot build busybox rootfs: {e:#}"));
+    *shared = Some(dir.clone());
+    dir
 }
 
 /// A private copy of the busybox rootfs, for tests that write to it.
