@@ -4,6 +4,10 @@
 
 use serde::Serialize;
 
+pub mod floor;
+pub mod node;
+pub mod report;
+
 /// min, median and p99 of a sample set.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Summary {

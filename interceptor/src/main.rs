@@ -26,6 +26,9 @@ struct Args {
     /// Load the eBPF probes from this object instead of the embedded one
     #[arg(long, value_name = "PATH")]
     ebpf_object: Option<PathBuf>,
+    /// Do not load the eBPF probes (no per-container syscall counts)
+    #[arg(long, conflicts_with = "ebpf_object")]
+    no_ebpf: bool,
     /// Log at debug level
     #[arg(long)]
     debug: bool,
@@ -69,7 +72,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     use anyhow::Context;
     let registry = Arc::new(Registry::default());
     let mut metrics = Metrics::new();
-    let probes = match warren_interceptor::ebpf::Probes::load(args.ebpf_object.as_deref()) {
+    let loaded = if args.no_ebpf {
+        Err("--no-ebpf was given".to_owned())
+    } else {
+        warren_interceptor::ebpf::Probes::load(args.ebpf_object.as_deref())
+    };
+    let probes = match loaded {
         Ok(p) => {
             let stale = warren_interceptor::cgroup2::remove_stale();
             tracing::info!(stale_tracking_cgroups_removed = stale, "eBPF probes loaded");

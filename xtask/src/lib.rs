@@ -102,3 +102,21 @@ pub fn path_str(p: &Path) -> Result<&str> {
     p.to_str()
         .with_context(|| format!("path {} is not UTF-8", p.display()))
 }
+
+/// Builds one binary statically (crt-static), so that it runs inside any
+/// container rootfs, such as the busybox one. Returns its path.
+pub fn build_static(package: &str, bin: &str, release: bool) -> Result<PathBuf> {
+    let target = "x86_64-unknown-linux-gnu";
+    let mut cmd = Command::new(cargo());
+    cmd.current_dir(workspace_root())
+        .args(["build", "-p", package, "--bin", bin, "--target", target])
+        .env("RUSTFLAGS", "-C target-feature=+crt-static");
+    if release {
+        cmd.arg("--release");
+    }
+    run(&mut cmd)?;
+    Ok(target_dir()
+        .join(target)
+        .join(if release { "release" } else { "debug" })
+        .join(bin))
+}

@@ -22,7 +22,7 @@ pub fn run(args: &Args) -> Result<()> {
     // Built first, so that the interceptor embeds the probes.
     let probes = crate::build_ebpf::build()?;
     let bins = build_bins(false)?;
-    let hostile = build_hostile()?;
+    let hostile = xtask::build_static("warren-tests", "warren-hostile", false)?;
 
     let path = std::env::var("PATH").unwrap_or_default();
     let mut cmd = Command::new(cargo());
@@ -37,31 +37,6 @@ pub fn run(args: &Args) -> Result<()> {
         cmd.args(&args.rest);
     }
     run_counted(&mut cmd)
-}
-
-/// Builds the hostile test program statically, so that it runs inside any
-/// container rootfs.
-fn build_hostile() -> Result<std::path::PathBuf> {
-    let target = "x86_64-unknown-linux-gnu";
-    let status = Command::new(cargo())
-        .current_dir(workspace_root())
-        .args([
-            "build",
-            "-p",
-            "warren-tests",
-            "--bin",
-            "warren-hostile",
-            "--target",
-            target,
-        ])
-        .env("RUSTFLAGS", "-C target-feature=+crt-static")
-        .status()?;
-    if !status.success() {
-        bail!("building warren-hostile failed: {status}");
-    }
-    Ok(xtask::target_dir()
-        .join(target)
-        .join("debug/warren-hostile"))
 }
 
 /// Runs cargo test, passing its output through, and closes with one line
