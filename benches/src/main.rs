@@ -603,6 +603,8 @@ fn main() -> Result<()> {
             bail!("unknown section {o:?}: choose from lifecycle, getppid, notify, scale");
         }
     }
+    // This build's interceptor, with its probes, as warren-runc would start it.
+    node::start_interceptor(true, &out.join("interceptor.log"))?;
     let mut sections = Vec::new();
     for (name, f) in all {
         if !args.only.is_empty() && !args.only.iter().any(|o| o == name) {

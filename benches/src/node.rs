@@ -16,18 +16,19 @@ pub fn interceptor_bin() -> PathBuf {
     warren_tests::runtime::bin_dir().join("warren-interceptor")
 }
 
-/// Daemons running this build's interceptor (not its per-container helpers).
+/// The node's interceptor daemons, of any build (a rebuilt binary shows
+/// as "(deleted)"), but not their per-container helpers.
 pub fn interceptor_pids() -> Vec<i32> {
-    let want = std::fs::canonicalize(interceptor_bin()).unwrap_or_else(|_| interceptor_bin());
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
     dir.flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
         .filter(|pid| {
-            let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+            let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+            let name = exe.file_name().and_then(|n| n.to_str()).unwrap_or("");
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            exe.as_deref() == Some(want.as_path())
+            name.trim_end_matches(" (deleted)") == "warren-interceptor"
                 && !cmdline.split(|b| *b == 0).any(|a| a == b"helper")
         })
         .collect()

@@ -10,6 +10,7 @@ use crate::handlers::mount::{MS_RDONLY, Pseudo};
 use crate::mounts;
 use crate::sys::{self, FsParam};
 
+const CAP_SYS_ADMIN: u32 = 21;
 const MS_NOSUID: u64 = 0x2;
 const MS_NODEV: u64 = 0x4;
 const MS_NOEXEC: u64 = 0x8;
@@ -35,51 +36,68 @@ impl Home {
     }
 }
 
-/// The caller's handles, opened through /proc/PID before the notification
-/// was checked valid.
+/// The caller's handles, opened through /proc/PID. Each is used only
+/// after a SECCOMP_IOCTL_NOTIF_ID_VALID check that followed its opening,
+/// so that it belonged to the caller and not to a reused pid.
 pub struct Caller {
     pub pid: i32,
-    pub root: OwnedFd,
-    pub cwd: OwnedFd,
+    /// Where the caller's path resolves from: its root for an absolute
+    /// path, its cwd for a relative one.
+    base: OwnedFd,
+    ns: Option<Namespaces>,
+}
+
+/// The caller's namespaces, opened only when warren acts for it.
+pub struct Namespaces {
     pub mnt: OwnedFd,
     pub pidns: OwnedFd,
     pub net: OwnedFd,
 }
 
+fn not_opened() -> std::io::Error {
+    std::io::Error::other("the caller's namespaces were not opened")
+}
+
 impl Caller {
-    pub fn open(pid: i32) -> std::io::Result<Caller> {
-        let p = |s: &str| format!("/proc/{pid}/{s}");
+    /// Opens what resolving `path` needs: nothing more, so that a call
+    /// answered at once costs few syscalls.
+    pub fn open(pid: i32, path: &str) -> std::io::Result<Caller> {
+        let base = if path.starts_with('/') { "root" } else { "cwd" };
         Ok(Caller {
             pid,
-            root: sys::open_path(&p("root"), libc::O_PATH | libc::O_DIRECTORY)?,
-            cwd: sys::open_path(&p("cwd"), libc::O_PATH | libc::O_DIRECTORY)?,
-            mnt: sys::open_path(&p("ns/mnt"), libc::O_RDONLY)?,
-            pidns: sys::open_path(&p("ns/pid"), libc::O_RDONLY)?,
-            net: sys::open_path(&p("ns/net"), libc::O_RDONLY)?,
+            base: sys::open_path(
+                &format!("/proc/{pid}/{base}"),
+                libc::O_PATH | libc::O_DIRECTORY,
+            )?,
+            ns: None,
         })
     }
 
-    /// Resolves a path the caller gave, inside its root (absolute) or
-    /// beneath its cwd (relative).
-    pub fn resolve(&self, path: &str) -> std::io::Result<OwnedFd> {
-        let base = if path.starts_with('/') {
-            &self.root
-        } else {
-            &self.cwd
-        };
-        sys::open_in_root(base.as_fd(), path)
+    /// Opens the caller's mount, pid and network namespaces. The caller
+    /// must check the notification valid again before using them.
+    pub fn open_namespaces(&mut self) -> std::io::Result<()> {
+        let p = |s: &str| format!("/proc/{}/ns/{s}", self.pid);
+        self.ns = Some(Namespaces {
+            mnt: sys::open_path(&p("mnt"), libc::O_RDONLY)?,
+            pidns: sys::open_path(&p("pid"), libc::O_RDONLY)?,
+            net: sys::open_path(&p("net"), libc::O_RDONLY)?,
+        });
+        Ok(())
     }
 
-    /// Whether the caller holds CAP_SYS_ADMIN.
+    pub fn ns(&self) -> std::io::Result<&Namespaces> {
+        self.ns.as_ref().ok_or_else(not_opened)
+    }
+
+    /// Resolves the path given to [`Caller::open`] inside the caller's
+    /// root (absolute) or beneath its cwd (relative).
+    pub fn resolve(&self, path: &str) -> std::io::Result<OwnedFd> {
+        sys::open_in_root(self.base.as_fd(), path)
+    }
+
+    /// Whether the caller holds CAP_SYS_ADMIN (in its own user namespace).
     pub fn is_admin(&self) -> bool {
-        std::fs::read_to_string(format!("/proc/{}/status", self.pid))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("CapEff:"))
-                    .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-            })
-            .is_some_and(|caps| caps & (1 << 21) != 0)
+        sys::effective_caps(self.pid).is_ok_and(|caps| caps & (1 << CAP_SYS_ADMIN) != 0)
     }
 }
 
@@ -89,7 +107,7 @@ fn in_mount_ns<T>(
     caller: &Caller,
     f: impl FnOnce() -> std::io::Result<T>,
 ) -> std::io::Result<T> {
-    sys::setns(caller.mnt.as_fd(), libc::CLONE_NEWNS)?;
+    sys::setns(caller.ns()?.mnt.as_fd(), libc::CLONE_NEWNS)?;
     let result = f();
     let back = sys::setns(home.mnt.as_fd(), libc::CLONE_NEWNS)
         .and_then(|()| sys::fchdir(home.root.as_fd()));
@@ -202,12 +220,16 @@ pub fn mount_pseudo(
     let attrs = attrs_of(flags);
     let (m, prefix) = match kind {
         Pseudo::Proc => (
-            sys::new_mount("proc", &[FsParam::Fd("pidns", caller.pidns.as_fd())], attrs)?,
+            sys::new_mount(
+                "proc",
+                &[FsParam::Fd("pidns", caller.ns()?.pidns.as_fd())],
+                attrs,
+            )?,
             "/proc",
         ),
         Pseudo::Sysfs => {
             // sysfs shows the network devices of the mounter's namespace.
-            sys::setns(caller.net.as_fd(), libc::CLONE_NEWNET)?;
+            sys::setns(caller.ns()?.net.as_fd(), libc::CLONE_NEWNET)?;
             let m = sys::new_mount("sysfs", &[], attrs);
             if let Err(e) = sys::setns(home.net.as_fd(), libc::CLONE_NEWNET) {
                 tracing::error!(%e, "cannot return to the host network namespace");

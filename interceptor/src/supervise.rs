@@ -1,4 +1,4 @@
-//! The loop of one notify fd: receive, copy, pin, check, decide, act,
+//! The loop of one notify fd: receive, copy, pin, decide, check, act,
 //! respond. It holds no policy; the handlers decide.
 
 use std::os::fd::{AsFd, OwnedFd};
@@ -93,21 +93,48 @@ fn handle(
     };
     // 2. Pin the caller.
     let _pin = sys::pidfd_open(n.pid as i32).ok()?;
-    let caller = Caller::open(n.pid as i32).ok()?;
     let path = match &call {
         Call::Mount { target, .. } | Call::Umount { target, .. } => target.clone(),
     };
+    // A caller that is still there gets an error, never silence: an
+    // unanswered notification would block it for good.
+    let failed = |e: std::io::Error| {
+        notify::id_valid(fd, n.id).then(|| {
+            tracing::debug!(pid = n.pid, error = %e, "cannot open the caller's handles");
+            (
+                syscall,
+                "error",
+                Response::Errno(e.raw_os_error().unwrap_or(libc::EIO)),
+            )
+        })
+    };
+    let mut caller = match Caller::open(n.pid as i32, &path) {
+        Ok(c) => c,
+        Err(e) => return failed(e),
+    };
     let target = target_of(&caller, &path);
-    let admin = caller.is_admin();
-    // 3. Everything read through /proc/PID belonged to the caller only if
-    // its notification is still pending now.
-    if !notify::id_valid(fd, n.id) {
-        return None;
-    }
-    // 4. Decide.
-    let facts = container.facts(admin, crate::container::mnt_ns_of(caller.pid));
+    // 3. Decide. Without a target every decision is made on the call
+    // alone: the caller's capabilities, its namespace and the container's
+    // mounts are not read.
+    let facts = if target.is_some() {
+        container.facts(caller.is_admin(), crate::container::mnt_ns_of(caller.pid))
+    } else {
+        crate::handlers::mount::Facts::default()
+    };
     let action = decide(&call, target.as_ref().map(|(_, t)| t), &facts);
     tracing::debug!(container_id = %container.id, pid = n.pid, notif_id = n.id, syscall, ?call, ?action, "decided");
+    // 4. Before acting: everything read through /proc/PID, the caller's
+    // namespaces included, belonged to the caller only if its notification
+    // is still pending now. A denial or a CONTINUE acts on nothing: if the
+    // caller is gone, the kernel refuses the answer itself.
+    if !matches!(action, Action::Continue | Action::Deny(_)) {
+        if let Err(e) = caller.open_namespaces() {
+            return failed(e);
+        }
+        if !notify::id_valid(fd, n.id) {
+            return None;
+        }
+    }
     // 5. Act.
     let result = match (&action, &call, &target) {
         (Action::Continue, ..) => return Some((syscall, "continued", Response::Continue)),
@@ -119,7 +146,14 @@ fn handle(
             act::bind_remount(home, &caller, tfd.as_fd(), *flags, data.as_deref())
         }
         (Action::SuperblockRemount, Call::Mount { flags, data, .. }, Some((tfd, _))) => container
-            .with_helper(|h| h.remount(caller.mnt.as_fd(), tfd.as_fd(), *flags, data.as_deref())),
+            .with_helper(|h| {
+                h.remount(
+                    caller.ns()?.mnt.as_fd(),
+                    tfd.as_fd(),
+                    *flags,
+                    data.as_deref(),
+                )
+            }),
         (Action::EmulatePseudo(kind), Call::Mount { flags, .. }, Some((tfd, _))) => {
             act::mount_pseudo(home, &caller, container, *kind, tfd.as_fd(), *flags)
         }

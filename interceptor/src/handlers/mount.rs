@@ -463,4 +463,32 @@ mod tests {
             Action::Deny(libc::EPERM)
         );
     }
+
+    /// The supervisor skips reading the caller's capabilities and the
+    /// container's mounts when the target does not resolve: no decision
+    /// without a target may depend on them.
+    #[test]
+    fn decisions_without_a_target_ignore_the_facts() {
+        let full = facts();
+        let empty = Facts::default();
+        let calls = [
+            umount(0),
+            umount(MNT_DETACH),
+            mount(Some("proc"), 0),
+            mount(Some("sysfs"), 0),
+            mount(Some("tmpfs"), 0),
+            mount(None, MS_REMOUNT),
+            mount(None, MS_REMOUNT | MS_BIND),
+            mount(None, MS_BIND),
+            mount(None, MS_MOVE),
+            mount(None, 1 << 18),
+        ];
+        for call in calls {
+            assert_eq!(
+                decide(&call, None, &full),
+                decide(&call, None, &empty),
+                "{call:?}"
+            );
+        }
+    }
 }
