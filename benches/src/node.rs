@@ -44,10 +44,7 @@ pub fn stop_interceptor() -> Result<()> {
         );
     }
     let deadline = Instant::now() + Duration::from_secs(10);
-    while pids
-        .iter()
-        .any(|p| Path::new(&format!("/proc/{p}")).exists())
-    {
+    while pids.iter().any(|p| alive(*p)) {
         if Instant::now() > deadline {
             bail!("the interceptor did not stop within 10 s");
         }
@@ -55,6 +52,19 @@ pub fn stop_interceptor() -> Result<()> {
     }
     let _ = std::fs::remove_file(SOCKET);
     Ok(())
+}
+
+/// Whether `pid` still runs. One this bench started is its child: once it
+/// exits it is reaped here.
+fn alive(pid: i32) -> bool {
+    let _ = nix::sys::wait::waitpid(
+        nix::unistd::Pid::from_raw(pid),
+        Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+    );
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| Some(s.rsplit_once(')')?.1.trim_start().starts_with('Z')))
+        .is_some_and(|zombie| !zombie)
 }
 
 /// Starts the interceptor as warren-runc would, optionally without probes,
