@@ -43,6 +43,8 @@ pub enum RuntimeError {
     ConfigInvalid { path: PathBuf, reason: String },
     #[error("rootfs {0}: no such directory")]
     RootfsMissing(PathBuf),
+    #[error("process {0} has no root in its user namespace")]
+    NoRootInUserns(i32),
     #[error("unknown signal {0:?}")]
     UnknownSignal(String),
     #[error("{what} {path}")]

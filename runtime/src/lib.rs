@@ -2,6 +2,7 @@
 //! youki's libcontainer.
 
 pub mod bundle;
+pub mod cgroups;
 pub mod cli;
 pub mod commands;
 pub mod container;

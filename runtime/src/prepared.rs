@@ -32,3 +32,19 @@ pub fn remove(root: &Path, id: &str) -> Result<(), RuntimeError> {
         Err(e) => Err(RuntimeError::io("cannot remove", &dir, e)),
     }
 }
+
+/// The cgroupsPath of a prepared container's spec.
+pub fn cgroups_path(root: &Path, id: &str) -> Result<PathBuf, RuntimeError> {
+    let path = dir(root, id).join("config.json");
+    let spec = Spec::load(&path).map_err(|e| RuntimeError::ConfigInvalid {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().clone())
+        .ok_or_else(|| RuntimeError::ConfigInvalid {
+            path,
+            reason: "the prepared spec has no cgroupsPath".to_owned(),
+        })
+}

@@ -561,3 +561,67 @@ fn a_container_killed_from_the_host_leaves_nothing_after_delete_force() {
         );
     }
 }
+
+/// The host directories of a container's cgroups, in every hierarchy.
+fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
+    std::fs::read_dir("/sys/fs/cgroup")
+        .expect("list /sys/fs/cgroup")
+        .flatten()
+        .map(|e| e.path().join("warren").join(id))
+        .filter(|p| p.exists())
+        .collect()
+}
+
+#[test]
+fn engines_inside_make_their_own_cgroups_below_warrens() {
+    let rt = Runtime::warren_private("");
+    let id = running(&rt, "cgdeleg", &shared_busybox(), |_| {});
+    let _g = rt.cleanup(&id);
+    let script = "\
+        set -e; m=/sys/fs/cgroup/memory; \
+        mkdir $m/inner; echo 16777216 > $m/inner/memory.limit_in_bytes; \
+        echo limit=$(cat $m/inner/memory.limit_in_bytes); \
+        echo $$ > $m/inner/cgroup.procs; grep ':memory:' /proc/self/cgroup; \
+        if echo 999999999999 > $m/memory.limit_in_bytes 2>/dev/null; then echo own-limit-raised; \
+        else echo own-limit-kept; fi; \
+        mkdir /sys/fs/cgroup/systemd/inner; echo systemd-ok; grep name=systemd /proc/self/cgroup";
+    let out = rt.run(&["exec", &id, "sh", "-c", script]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    assert!(text.contains("limit=16777216"), "{text}");
+    assert!(text.contains(":memory:/inner"), "{text}");
+    assert!(text.contains("own-limit-kept"), "{text}");
+    assert!(text.contains("systemd-ok"), "{text}");
+    // The container sees its own name=systemd cgroup as its root.
+    assert!(text.contains("name=systemd:/\n"), "{text}");
+
+    // On the host: the child sits below warren's cgroup, bounded by it, and
+    // belongs to the container's root.
+    let state = rt.state(&id);
+    let host_root = host_uid_of(state["pid"].as_i64().expect("pid"));
+    let inner = Path::new("/sys/fs/cgroup/memory/warren")
+        .join(&id)
+        .join("inner");
+    let limit = std::fs::read_to_string(inner.join("memory.limit_in_bytes")).expect("inner limit");
+    assert_eq!(limit.trim(), "16777216");
+    assert_eq!(
+        u64::from(std::fs::metadata(&inner).expect("inner").uid()),
+        host_root
+    );
+    let own = Path::new("/sys/fs/cgroup/memory/warren").join(&id);
+    assert_eq!(
+        std::fs::metadata(own.join("memory.limit_in_bytes"))
+            .expect("own limit")
+            .uid(),
+        0,
+        "the container's own limits stay the host's"
+    );
+    assert!(!cgroup_dirs(&id).is_empty());
+
+    rt.ok(&["delete", "--force", &id]);
+    assert_eq!(
+        cgroup_dirs(&id),
+        Vec::<PathBuf>::new(),
+        "cgroups left behind"
+    );
+}

@@ -49,6 +49,19 @@ pub fn create_container(
     std::fs::create_dir_all(&globals.root)
         .map_err(|e| RuntimeError::io("cannot create state root", &globals.root, e))?;
     let prepared_dir = syscont::prepare(globals, opts.id, &bundle)?;
+    let syscont = crate::spec::is_syscont(&bundle.spec);
+    let named_systemd = if syscont && !globals.systemd_cgroup {
+        let rel = crate::prepared::cgroups_path(&globals.root, opts.id)?;
+        match crate::cgroups::NamedSystemd::enter(&rel) {
+            Ok(n) => n,
+            Err(err) => {
+                remove_leftover(globals, opts.id, &dir);
+                return Err(err);
+            }
+        }
+    } else {
+        None
+    };
 
     let built = ContainerBuilder::new(opts.id.to_owned(), SyscallType::default())
         .with_executor(RuncLikeExecutor::default())
@@ -64,6 +77,14 @@ pub fn create_container(
         })
         .and_then(|b| b.build());
 
+    let leftover_systemd = named_systemd.as_ref().map(|n| n.dir().to_path_buf());
+    drop(named_systemd);
+    let remove_leftover = |globals: &Globals, id: &str, dir: &Path| {
+        remove_leftover(globals, id, dir);
+        if let Some(d) = &leftover_systemd {
+            let _ = std::fs::remove_dir(d);
+        }
+    };
     let container = match built {
         Ok(c) => c,
         Err(err) => {
@@ -83,8 +104,13 @@ pub fn create_container(
     {
         tracing::warn!(id = %opts.id, "the interceptor has not confirmed the container's registration");
     }
-    if let Err(err) = meta
-        .save(&dir)
+    // Engines inside a system container make their own child cgroups.
+    let delegated = match container.pid() {
+        Some(pid) if syscont => crate::cgroups::delegate(pid.as_raw()).map(|_| ()),
+        _ => Ok(()),
+    };
+    if let Err(err) = delegated
+        .and_then(|()| meta.save(&dir))
         .and_then(|()| syscont::commit(globals, opts.id))
     {
         remove_leftover(globals, opts.id, &dir);

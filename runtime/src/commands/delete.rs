@@ -29,6 +29,30 @@ pub fn delete(id: &str, force: bool, globals: &Globals) -> Result<(), RuntimeErr
             wanted: "stopped or created",
         });
     }
-    container.delete(force)?;
+    // Child cgroups the container made (it owns its cgroups) would keep
+    // libcontainer from removing the container's own: their processes go
+    // first, then the children.
+    if let Ok(config) = container.spec() {
+        if !matches!(status, ContainerStatus::Stopped) {
+            let _ = container.kill(nix::sys::signal::Signal::SIGKILL, true);
+            wait_stopped(&mut container);
+        }
+        crate::cgroups::remove_children(&config.cgroup_path);
+        container.delete(force)?;
+        crate::cgroups::remove_named_systemd(&config.cgroup_path);
+    } else {
+        container.delete(force)?;
+    }
     syscont::teardown(globals, &globals.root, id)
+}
+
+/// Waits, briefly, for a killed container's init to be gone.
+fn wait_stopped(container: &mut libcontainer::container::Container) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::time::Instant::now() < deadline {
+        if container.refresh_status().is_ok() && container.status() == ContainerStatus::Stopped {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }

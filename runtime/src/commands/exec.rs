@@ -51,6 +51,12 @@ pub fn exec(args: liboci_cli::Exec, globals: &Globals) -> Result<i32, RuntimeErr
         }
         _ => None,
     };
+    // The exec'd process joins the container's name=systemd cgroup too
+    // (libcontainer joins the controllers only).
+    let _named_systemd = match container.pid() {
+        Some(pid) => crate::cgroups::NamedSystemd::enter_like(pid.as_raw())?,
+        None => None,
+    };
     let user = args.user.map(|(u, _)| u);
     let group = args.user.and_then(|(_, g)| g);
     let pid = ContainerBuilder::new(args.container_id.clone(), SyscallType::default())

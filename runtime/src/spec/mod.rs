@@ -229,8 +229,9 @@ pub fn rewrite(mut spec: Spec, target: &Target<'_>) -> Result<Spec, SpecError> {
         "/sys/fs/cgroup",
         "cgroup",
         "cgroup",
-        &["nosuid", "noexec", "nodev", "relatime", "ro"],
+        &["nosuid", "noexec", "nodev", "relatime", "rw"],
     ));
+
     if systemd {
         ensure(mount(
             "/run",
@@ -244,6 +245,20 @@ pub fn rewrite(mut spec: Spec, target: &Target<'_>) -> Result<Spec, SpecError> {
             "tmpfs",
             &["nosuid", "nodev", "noexec", "mode=1777"],
         ));
+    }
+    if syscont {
+        // The container's cgroups are delegated to its root (see
+        // crate::cgroups): engines inside make child cgroups there. Its cgroup
+        // namespace shows it only its own subtree, and the limit files of its
+        // own cgroup stay the host's.
+        for m in mounts.iter_mut().filter(|m| {
+            m.destination() == Path::new("/sys/fs/cgroup") && m.typ().as_deref() == Some("cgroup")
+        }) {
+            let mut opts = m.options().clone().unwrap_or_default();
+            opts.retain(|o| o != "ro" && o != "rw");
+            opts.push("rw".to_owned());
+            m.set_options(Some(opts));
+        }
     }
     spec.set_mounts(Some(mounts));
     Ok(spec)

@@ -1,0 +1,353 @@
+//! Delegating a system container's cgroups to its root, so that an engine
+//! inside (dockerd, containerd, systemd) can make child cgroups and set
+//! limits on them, below warren's.
+//!
+//! Only the directory and the files that move processes or enable
+//! controllers are given to the container's root: the limit files of the
+//! container's own cgroup stay the host's, so the container cannot raise
+//! what warren set. Children it creates are its own, and the kernel bounds
+//! them by the parent's limits.
+
+use std::os::unix::fs::chown;
+use std::path::{Path, PathBuf};
+
+use crate::error::RuntimeError;
+
+/// The files of a delegated cgroup directory the container's root may write.
+const DELEGATED_FILES: &[&str] = &[
+    "cgroup.procs",
+    "tasks",
+    "cgroup.clone_children",
+    "cgroup.subtree_control",
+    "cgroup.threads",
+];
+
+/// One cgroup hierarchy as this process sees it mounted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hierarchy {
+    pub mount_point: PathBuf,
+    /// The controllers (and `name=` options) of a v1 hierarchy; empty for
+    /// cgroup2.
+    pub controllers: Vec<String>,
+}
+
+/// The cgroup hierarchies mounted in this mount namespace, from mountinfo.
+pub fn hierarchies(mountinfo: &str) -> Vec<Hierarchy> {
+    let mut out = Vec::new();
+    for line in mountinfo.lines() {
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
+        let pre: Vec<&str> = pre.split_whitespace().collect();
+        let post: Vec<&str> = post.split_whitespace().collect();
+        let (Some(mount_point), Some(fstype), Some(opts)) = (pre.get(4), post.first(), post.get(2))
+        else {
+            continue;
+        };
+        // Only whole hierarchies: a bind of a sub-cgroup is not one.
+        if pre.get(3) != Some(&"/") {
+            continue;
+        }
+        let controllers = match *fstype {
+            "cgroup2" => Vec::new(),
+            "cgroup" => opts
+                .split(',')
+                .filter(|o| !matches!(*o, "rw" | "ro") && !o.contains("xattr"))
+                .map(str::to_owned)
+                .collect(),
+            _ => continue,
+        };
+        let h = Hierarchy {
+            mount_point: PathBuf::from(unescape(mount_point)),
+            controllers,
+        };
+        if !out.contains(&h) {
+            out.push(h);
+        }
+    }
+    out
+}
+
+/// mountinfo escapes spaces and the like as \ooo.
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(u8::is_ascii_digit) {
+            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
+            out.push(v);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The host directories of a process's cgroups, from its /proc/PID/cgroup
+/// text (read from the host's cgroup namespace) and the host's hierarchies.
+/// A process in a hierarchy's root is left out: the host's root cgroup is
+/// never delegated.
+pub fn dirs_of(cgroup: &str, hierarchies: &[Hierarchy]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for line in cgroup.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_), Some(ctrls), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        if path == "/" || path.is_empty() {
+            continue;
+        }
+        let want: Vec<&str> = if ctrls.is_empty() {
+            Vec::new()
+        } else {
+            ctrls.split(',').collect()
+        };
+        let Some(h) = hierarchies.iter().find(|h| {
+            h.controllers.len() == want.len()
+                && want.iter().all(|c| h.controllers.iter().any(|x| x == c))
+        }) else {
+            continue;
+        };
+        let dir = h.mount_point.join(path.trim_start_matches('/'));
+        if !out.contains(&dir) {
+            out.push(dir);
+        }
+    }
+    out
+}
+
+/// The host uid and gid that are root inside the process's user namespace.
+pub fn root_of(pid: i32) -> Result<(u32, u32), RuntimeError> {
+    let read = |f: &str| {
+        let path = PathBuf::from(format!("/proc/{pid}/{f}"));
+        std::fs::read_to_string(&path).map_err(|e| RuntimeError::io("cannot read", &path, e))
+    };
+    let host0 = |map: &str| {
+        map.lines().find_map(|l| {
+            let v: Vec<u32> = l
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            (v.len() == 3 && v[0] == 0).then_some(v[1])
+        })
+    };
+    match (host0(&read("uid_map")?), host0(&read("gid_map")?)) {
+        (Some(u), Some(g)) => Ok((u, g)),
+        _ => Err(RuntimeError::NoRootInUserns(pid)),
+    }
+}
+
+/// Gives the cgroups of process `pid` to its user namespace's root.
+/// Returns the directories delegated.
+pub fn delegate(pid: i32) -> Result<Vec<PathBuf>, RuntimeError> {
+    let (uid, gid) = root_of(pid)?;
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| RuntimeError::io("cannot read", Path::new("/proc/self/mountinfo"), e))?;
+    let cg_path = PathBuf::from(format!("/proc/{pid}/cgroup"));
+    let cgroup = std::fs::read_to_string(&cg_path)
+        .map_err(|e| RuntimeError::io("cannot read", &cg_path, e))?;
+    let dirs = dirs_of(&cgroup, &hierarchies(&mountinfo));
+    for dir in &dirs {
+        chown(dir, Some(uid), Some(gid))
+            .map_err(|e| RuntimeError::io("cannot delegate the cgroup", dir, e))?;
+        for f in DELEGATED_FILES {
+            let file = dir.join(f);
+            match chown(&file, Some(uid), Some(gid)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(RuntimeError::io("cannot delegate", &file, e)),
+            }
+        }
+    }
+    tracing::debug!(pid, uid, gid, ?dirs, "cgroups delegated");
+    Ok(dirs)
+}
+
+/// The host's v1 `name=systemd` hierarchy, when it has one.
+fn named_systemd() -> Option<PathBuf> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    hierarchies(&mountinfo)
+        .into_iter()
+        .find(|h| h.controllers == ["name=systemd"])
+        .map(|h| h.mount_point)
+}
+
+/// Where this process sits in a v1 hierarchy, from /proc/self/cgroup.
+fn own_path(controllers: &str) -> Option<String> {
+    let text = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    text.lines().find_map(|l| {
+        let mut p = l.splitn(3, ':');
+        let (_, c, path) = (p.next()?, p.next()?, p.next()?);
+        (c == controllers).then(|| path.to_owned())
+    })
+}
+
+/// A stay of this process in the container's `name=systemd` cgroup, so
+/// that the container's init starts there and its cgroup namespace is
+/// rooted there. libcontainer manages controllers only, and would leave
+/// the container in the host's root of that hierarchy, where systemd
+/// inside could not make its own cgroups. Dropping it moves this process
+/// back.
+pub struct NamedSystemd {
+    dir: PathBuf,
+    back: PathBuf,
+}
+
+impl NamedSystemd {
+    /// Joins `<name=systemd>/<rel>`; None on a host without that hierarchy.
+    pub fn enter(rel: &Path) -> Result<Option<NamedSystemd>, RuntimeError> {
+        let Some(mount) = named_systemd() else {
+            return Ok(None);
+        };
+        let rel = rel.strip_prefix("/").unwrap_or(rel);
+        if rel.as_os_str().is_empty() {
+            return Ok(None);
+        }
+        let dir = mount.join(rel);
+        let back = mount.join(
+            own_path("name=systemd")
+                .unwrap_or_default()
+                .trim_start_matches('/'),
+        );
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| RuntimeError::io("cannot create the cgroup", &dir, e))?;
+        let procs = dir.join("cgroup.procs");
+        std::fs::write(&procs, std::process::id().to_string())
+            .map_err(|e| RuntimeError::io("cannot join the cgroup", &procs, e))?;
+        Ok(Some(NamedSystemd { dir, back }))
+    }
+
+    /// Joins the `name=systemd` cgroup process `pid` is in, for a process
+    /// that is to join its container (exec); None if that is the root.
+    pub fn enter_like(pid: i32) -> Result<Option<NamedSystemd>, RuntimeError> {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+        let path = text.lines().find_map(|l| {
+            let mut p = l.splitn(3, ':');
+            let (_, c, path) = (p.next()?, p.next()?, p.next()?);
+            (c == "name=systemd").then(|| path.to_owned())
+        });
+        match path {
+            Some(p) if p != "/" => NamedSystemd::enter(Path::new(&p)),
+            _ => Ok(None),
+        }
+    }
+
+    /// The container's directory in the hierarchy.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for NamedSystemd {
+    fn drop(&mut self) {
+        let procs = self.back.join("cgroup.procs");
+        if let Err(e) = std::fs::write(&procs, std::process::id().to_string()) {
+            tracing::warn!(path = %procs.display(), error = %e, "cannot leave the container's name=systemd cgroup");
+        }
+    }
+}
+
+/// Removes a container's `name=systemd` cgroup and what it made below it.
+pub fn remove_named_systemd(rel: &Path) {
+    let rel = rel.strip_prefix("/").unwrap_or(rel);
+    if rel.as_os_str().is_empty() {
+        return;
+    }
+    if let Some(mount) = named_systemd() {
+        let dir = mount.join(rel);
+        if dir.exists() {
+            remove_tree(&dir);
+        }
+    }
+}
+
+/// Removes the cgroups a container made below its own cgroup `rel` (its
+/// cgroupsPath), deepest first, in every hierarchy, so that the runtime can
+/// remove the container's own. Their processes must be gone.
+pub fn remove_children(rel: &Path) {
+    let Ok(mountinfo) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    let rel = rel.strip_prefix("/").unwrap_or(rel);
+    if rel.as_os_str().is_empty() {
+        return;
+    }
+    for h in hierarchies(&mountinfo) {
+        let top = h.mount_point.join(rel);
+        if let Ok(entries) = std::fs::read_dir(&top) {
+            for e in entries.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    remove_tree(&e.path());
+                }
+            }
+        }
+    }
+}
+
+fn remove_tree(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_tree(&e.path());
+            }
+        }
+    }
+    if let Err(e) = std::fs::remove_dir(dir) {
+        tracing::warn!(dir = %dir.display(), error = %e, "cannot remove a nested cgroup");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MOUNTINFO: &str = "\
+25 1 0:22 / /sys/fs/cgroup ro,nosuid shared:9 - tmpfs tmpfs ro,mode=755
+26 25 0:23 / /sys/fs/cgroup/unified rw,nosuid shared:10 - cgroup2 cgroup2 rw,nsdelegate
+27 25 0:24 / /sys/fs/cgroup/systemd rw,nosuid shared:11 - cgroup cgroup rw,xattr,name=systemd
+28 25 0:25 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid shared:12 - cgroup cgroup rw,cpu,cpuacct
+29 25 0:26 / /sys/fs/cgroup/memory rw,nosuid shared:13 - cgroup cgroup rw,memory
+30 29 0:26 /sub /mnt/memsub rw - cgroup cgroup rw,memory
+";
+
+    #[test]
+    fn hierarchies_come_from_mountinfo() {
+        let h = hierarchies(MOUNTINFO);
+        assert_eq!(h.len(), 4, "{h:?}");
+        assert_eq!(h[0].mount_point, PathBuf::from("/sys/fs/cgroup/unified"));
+        assert!(h[0].controllers.is_empty());
+        assert_eq!(h[1].controllers, vec!["name=systemd"]);
+        assert_eq!(h[2].controllers, vec!["cpu", "cpuacct"]);
+    }
+
+    #[test]
+    fn dirs_map_each_hierarchy_and_never_the_root() {
+        let cgroup = "\
+12:memory:/warren/c1
+4:cpu,cpuacct:/warren/c1
+1:name=systemd:/warren/c1
+0::/
+9:pids:/warren/c1
+";
+        let dirs = dirs_of(cgroup, &hierarchies(MOUNTINFO));
+        assert_eq!(
+            dirs,
+            vec![
+                PathBuf::from("/sys/fs/cgroup/memory/warren/c1"),
+                PathBuf::from("/sys/fs/cgroup/cpu,cpuacct/warren/c1"),
+                PathBuf::from("/sys/fs/cgroup/systemd/warren/c1"),
+            ]
+        );
+        let v2 = dirs_of("0::/warren/c2\n", &hierarchies(MOUNTINFO));
+        assert_eq!(v2, vec![PathBuf::from("/sys/fs/cgroup/unified/warren/c2")]);
+    }
+
+    #[test]
+    fn mountinfo_escapes_are_undone() {
+        assert_eq!(unescape(r"/a\040b"), "/a b");
+        assert_eq!(unescape("/plain"), "/plain");
+    }
+}
