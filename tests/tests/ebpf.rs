@@ -179,38 +179,48 @@ fn forks_execs_exits_and_families_are_counted_exactly() {
     assert!(family("process").unwrap_or(0) >= 3 + 4 + 3, "{text}");
 }
 
-#[test]
-fn without_probes_the_interceptor_runs_and_says_so() {
+/// Starts an interceptor with `args` on a private socket and metrics port;
+/// returns its metrics text and its log.
+fn interceptor_with(args: &[&str], port: u16) -> (String, String) {
     let bin = warren_tests::runtime::bin_dir().join("warren-interceptor");
     let dir = PathBuf::from("/run/warren-test").join(unique("noebpf"));
     std::fs::create_dir_all(&dir).unwrap();
     let log = dir.join("log");
+    let addr = format!("127.0.0.1:{port}");
     let mut child = Command::new(&bin)
         .arg("--socket")
         .arg(dir.join("i.sock"))
-        .args([
-            "--metrics-addr",
-            "127.0.0.1:9467",
-            "--ebpf-object",
-            "/nonexistent/warren-probes",
-        ])
+        .args(["--metrics-addr", &addr])
+        .args(args)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .expect("start interceptor");
     let end = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect("127.0.0.1:9467").is_err() {
+    while std::net::TcpStream::connect(&addr).is_err() {
         assert!(Instant::now() < end, "the interceptor did not start");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let text = scrape("127.0.0.1:9467");
+    let text = scrape(&addr);
     let _ = child.kill();
     let _ = child.wait();
     let log = std::fs::read_to_string(&log).unwrap_or_default();
     let _ = std::fs::remove_dir_all(&dir);
+    (text, log)
+}
+
+#[test]
+fn without_probes_the_interceptor_runs_and_says_so() {
+    let (text, log) = interceptor_with(&["--ebpf-object", "/nonexistent/warren-probes"], 9467);
     assert!(text.contains("\nwarren_ebpf_enabled 0"), "{text}");
     assert!(
         log.contains("eBPF accounting is off") && log.contains("/nonexistent/warren-probes"),
+        "{log}"
+    );
+    let (text, log) = interceptor_with(&["--no-ebpf"], 9467);
+    assert!(text.contains("\nwarren_ebpf_enabled 0"), "{text}");
+    assert!(
+        log.contains("eBPF accounting is off") && log.contains("--no-ebpf was given"),
         "{log}"
     );
 }
