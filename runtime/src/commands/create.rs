@@ -51,8 +51,9 @@ pub fn create_container(
     let prepared_dir = syscont::prepare(globals, opts.id, &bundle)?;
     let syscont = crate::spec::is_syscont(&bundle.spec);
     let named_systemd = if syscont && !globals.systemd_cgroup {
-        let rel = crate::prepared::cgroups_path(&globals.root, opts.id)?;
-        match crate::cgroups::NamedSystemd::enter(&rel) {
+        let entered = crate::prepared::cgroups_path(&globals.root, opts.id)
+            .and_then(|rel| crate::cgroups::NamedSystemd::enter(&rel));
+        match entered {
             Ok(n) => n,
             Err(err) => {
                 remove_leftover(globals, opts.id, &dir);
