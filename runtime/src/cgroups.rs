@@ -175,14 +175,20 @@ fn named_systemd() -> Option<PathBuf> {
         .map(|h| h.mount_point)
 }
 
-/// Where this process sits in a v1 hierarchy, from /proc/self/cgroup.
-fn own_path(controllers: &str) -> Option<String> {
-    let text = std::fs::read_to_string("/proc/self/cgroup").ok()?;
-    text.lines().find_map(|l| {
+/// Where a process sits in the v1 hierarchy of `controllers`, from its
+/// /proc/PID/cgroup text.
+fn path_in(cgroup: &str, controllers: &str) -> Option<String> {
+    cgroup.lines().find_map(|l| {
         let mut p = l.splitn(3, ':');
         let (_, c, path) = (p.next()?, p.next()?, p.next()?);
         (c == controllers).then(|| path.to_owned())
     })
+}
+
+/// Where process `pid` (or "self") sits in the `name=systemd` hierarchy.
+fn named_systemd_path(pid: &str) -> Option<String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    path_in(&text, "name=systemd")
 }
 
 /// A stay of this process in the container's `name=systemd` cgroup, so
@@ -208,7 +214,7 @@ impl NamedSystemd {
         }
         let dir = mount.join(rel);
         let back = mount.join(
-            own_path("name=systemd")
+            named_systemd_path("self")
                 .unwrap_or_default()
                 .trim_start_matches('/'),
         );
@@ -223,13 +229,7 @@ impl NamedSystemd {
     /// Joins the `name=systemd` cgroup process `pid` is in, for a process
     /// that is to join its container (exec); None if that is the root.
     pub fn enter_like(pid: i32) -> Result<Option<NamedSystemd>, RuntimeError> {
-        let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
-        let path = text.lines().find_map(|l| {
-            let mut p = l.splitn(3, ':');
-            let (_, c, path) = (p.next()?, p.next()?, p.next()?);
-            (c == "name=systemd").then(|| path.to_owned())
-        });
-        match path {
+        match named_systemd_path(&pid.to_string()) {
             Some(p) if p != "/" => NamedSystemd::enter(Path::new(&p)),
             _ => Ok(None),
         }
@@ -343,6 +343,17 @@ mod tests {
         );
         let v2 = dirs_of("0::/warren/c2\n", &hierarchies(MOUNTINFO));
         assert_eq!(v2, vec![PathBuf::from("/sys/fs/cgroup/unified/warren/c2")]);
+    }
+
+    #[test]
+    fn a_process_path_is_found_by_its_hierarchy() {
+        let cgroup = "4:memory:/warren/c1\n1:name=systemd:/warren/c1\n0::/\n";
+        assert_eq!(
+            path_in(cgroup, "name=systemd").as_deref(),
+            Some("/warren/c1")
+        );
+        assert_eq!(path_in(cgroup, "").as_deref(), Some("/"));
+        assert_eq!(path_in(cgroup, "pids"), None);
     }
 
     #[test]
