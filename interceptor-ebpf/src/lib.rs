@@ -110,6 +110,50 @@ pub struct EventKey {
     pub _pad: u32,
 }
 
+/// The syscalls warren's seccomp filter hands to the interceptor (x86_64
+/// numbers): mount and umount2. The probes time these through seccomp.
+pub const fn intercepted(nr: u64) -> bool {
+    matches!(nr, 165 | 166)
+}
+
+/// How many log2 buckets the latency histogram has. Bucket `i` counts the
+/// calls that took less than 2^i ns and at least 2^(i-1) ns; the last one
+/// also holds everything longer (2^31 ns is about 2.1 s).
+pub const LATENCY_BUCKETS: usize = 32;
+
+/// The bucket of a duration in ns.
+pub const fn latency_bucket(ns: u64) -> usize {
+    let i = (64 - ns.leading_zeros()) as usize;
+    if i < LATENCY_BUCKETS {
+        i
+    } else {
+        LATENCY_BUCKETS - 1
+    }
+}
+
+/// A container's histogram of the time its intercepted syscalls spent in
+/// seccomp, that is, waiting for the interceptor's answer.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Latency {
+    pub buckets: [u64; LATENCY_BUCKETS],
+    pub sum_ns: u64,
+}
+
+impl Latency {
+    pub const ZERO: Latency = Latency {
+        buckets: [0; LATENCY_BUCKETS],
+        sum_ns: 0,
+    };
+
+    pub fn count(&self) -> u64 {
+        self.buckets.iter().sum()
+    }
+}
+
+/// How many intercepted calls can be in flight at once, node-wide.
+pub const MAX_IN_FLIGHT: u32 = 16384;
+
 // SAFETY: both keys are repr(C), Copy, and have no implicit padding (the
 // padding is an explicit field), so any bytes are a valid value.
 #[cfg(feature = "user")]
@@ -117,6 +161,9 @@ unsafe impl aya::Pod for FamilyKey {}
 // SAFETY: as above.
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for EventKey {}
+// SAFETY: repr(C), Copy, only u64 fields, so no padding.
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for Latency {}
 
 #[cfg(test)]
 mod tests {
@@ -131,6 +178,17 @@ mod tests {
         assert_eq!(family_of(35), None); // nanosleep
         assert_eq!(core::mem::size_of::<FamilyKey>(), 16);
         assert_eq!(core::mem::size_of::<EventKey>(), 16);
+    }
+
+    #[test]
+    fn durations_fall_in_log2_buckets() {
+        assert_eq!(latency_bucket(0), 0);
+        assert_eq!(latency_bucket(1), 1);
+        assert_eq!(latency_bucket(1023), 10);
+        assert_eq!(latency_bucket(1024), 11);
+        assert_eq!(latency_bucket(u64::MAX), LATENCY_BUCKETS - 1);
+        assert!(intercepted(165) && intercepted(166) && !intercepted(39));
+        assert_eq!(core::mem::size_of::<Latency>(), 8 * (LATENCY_BUCKETS + 1));
     }
 
     #[test]

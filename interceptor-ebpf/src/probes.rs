@@ -5,13 +5,25 @@
 //! containers costs that one lookup and nothing more.
 #![no_std]
 #![no_main]
+// The BPF target has atomic adds but not compare-and-swap, so core's
+// atomic types have no fetch_add there; the intrinsic is the add itself.
+#![feature(core_intrinsics)]
+#![allow(internal_features)]
+
+use core::intrinsics::{AtomicOrdering, atomic_xadd};
 
 use aya_ebpf::EbpfContext;
-use aya_ebpf::helpers::bpf_get_current_cgroup_id;
+use aya_ebpf::helpers::{
+    bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_get_current_task_btf,
+    bpf_ktime_get_ns, bpf_probe_read_kernel, bpf_task_pt_regs,
+};
 use aya_ebpf::macros::{map, raw_tracepoint};
-use aya_ebpf::maps::{HashMap, PerCpuHashMap};
+use aya_ebpf::maps::{HashMap, LruHashMap, PerCpuHashMap};
 use aya_ebpf::programs::RawTracePointContext;
-use interceptor_ebpf::{Event, EventKey, FAMILIES, FamilyKey, MAX_CONTAINERS, family_of};
+use interceptor_ebpf::{
+    Event, EventKey, FAMILIES, FamilyKey, LATENCY_BUCKETS, Latency, MAX_CONTAINERS, MAX_IN_FLIGHT,
+    family_of, intercepted, latency_bucket,
+};
 
 /// cgroup id -> 1, for every container being tracked.
 #[map]
@@ -30,6 +42,15 @@ static FAMILY_CALLS: PerCpuHashMap<FamilyKey, u64> =
 #[map]
 static PROCESS_EVENTS: PerCpuHashMap<EventKey, u64> =
     PerCpuHashMap::with_max_entries(MAX_CONTAINERS * 3, 0);
+
+/// task (pid_tgid) -> when its intercepted syscall entered seccomp.
+#[map]
+static ENTERED: LruHashMap<u64, u64> = LruHashMap::with_max_entries(MAX_IN_FLIGHT, 0);
+
+/// cgroup id -> histogram of the time intercepted syscalls spent in seccomp.
+/// Not per CPU: these calls already cost a round trip to user space.
+#[map]
+static LATENCY: HashMap<u64, Latency> = HashMap::with_max_entries(MAX_CONTAINERS, 0);
 
 /// The tracked cgroup of the current task, if it is in one.
 fn tracked_cgroup() -> Option<u64> {
@@ -69,6 +90,102 @@ pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
     0
 }
 
+/// Byte offset of `orig_ax` (the syscall number) in x86_64's `struct pt_regs`.
+const ORIG_AX: usize = 15 * 8;
+
+/// The number of the syscall the current task is in.
+fn current_syscall() -> Option<u64> {
+    // SAFETY: both helpers take the current task, which is valid while the
+    // program runs; the result is only read through bpf_probe_read_kernel.
+    let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) };
+    if regs == 0 {
+        return None;
+    }
+    // SAFETY: a checked kernel read; a bad address gives an error, not a fault.
+    unsafe { bpf_probe_read_kernel((regs as usize + ORIG_AX) as *const u64) }.ok()
+}
+
+/// The states of a task that sleeps waiting for something (interruptible or
+/// not); and those of one stopped, traced or frozen, which can happen on the
+/// way back to user space after a syscall returned.
+const SLEEPING: u64 = 0x1 | 0x2;
+const STOPPED: u64 = 0x4 | 0x8 | 0x8000;
+
+/// A task of a tracked container goes to sleep inside an intercepted
+/// syscall: for a trapped call, that is where it waits for the interceptor.
+/// The first such sleep stamps the call. (seccomp runs before the sys_enter
+/// tracepoint, and a call it answers never reaches it, so sys_enter cannot
+/// be the start.)
+#[raw_tracepoint(tracepoint = "sched_switch")]
+pub fn sched_switch(ctx: RawTracePointContext) -> i32 {
+    // SAFETY: sched_switch's raw arguments are (bool preempt, struct
+    // task_struct *prev, struct task_struct *next, unsigned int prev_state),
+    // each widened to u64; reading args[0] and args[3] is what the verifier
+    // allows.
+    let (preempt, state) = unsafe {
+        let args = ctx.as_ptr() as *const u64;
+        (*args, *args.add(3))
+    };
+    // A preempted task is runnable, possibly already back in user space.
+    if preempt != 0 || state & SLEEPING == 0 || state & STOPPED != 0 {
+        return 0;
+    }
+    // prev is the current task here: the switch has not happened yet.
+    if tracked_cgroup().is_none() || !current_syscall().is_some_and(intercepted) {
+        return 0;
+    }
+    let task = bpf_get_current_pid_tgid();
+    // SAFETY: the helper reads the clock.
+    let now = unsafe { bpf_ktime_get_ns() };
+    // BPF_NOEXIST: later sleeps in the same call keep the first stamp.
+    let _ = ENTERED.insert(&task, &now, 1);
+    0
+}
+
+/// An intercepted syscall returns: its time since the stamp goes in the
+/// container's histogram. sys_exit fires for calls seccomp answered too.
+#[raw_tracepoint(tracepoint = "sys_exit")]
+pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
+    // SAFETY: sys_exit's raw arguments are (struct pt_regs *regs, long ret);
+    // reading args[0] is allowed, and the registers are read with a checked
+    // kernel read.
+    let nr = unsafe {
+        let regs = *(ctx.as_ptr() as *const u64);
+        bpf_probe_read_kernel((regs as usize + ORIG_AX) as *const u64)
+    };
+    if !nr.is_ok_and(intercepted) {
+        return 0;
+    }
+    let Some(cg) = tracked_cgroup() else { return 0 };
+    let task = bpf_get_current_pid_tgid();
+    // SAFETY: the value is copied out at once.
+    let Some(start) = (unsafe { ENTERED.get(&task) }).copied() else {
+        return 0;
+    };
+    let _ = ENTERED.remove(&task);
+    // SAFETY: the helper reads the clock.
+    let ns = unsafe { bpf_ktime_get_ns() }.saturating_sub(start);
+    if LATENCY.get_ptr_mut(&cg).is_none() {
+        // BPF_NOEXIST: a racing insert from another CPU wins, and is used.
+        let _ = LATENCY.insert(&cg, &Latency::ZERO, 1);
+    }
+    let Some(h) = LATENCY.get_ptr_mut(&cg) else {
+        return 0;
+    };
+    // The mask changes nothing (the bucket is already below the count, a
+    // power of two) but lets the verifier see the index is in bounds.
+    const _: () = assert!(LATENCY_BUCKETS.is_power_of_two());
+    let b = latency_bucket(ns) & (LATENCY_BUCKETS - 1);
+    // SAFETY: the map value lives as long as the entry, which only user
+    // space removes, after the container is gone; other CPUs update it too,
+    // hence the atomic adds.
+    unsafe {
+        atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(&raw mut (*h).buckets[b], 1);
+        atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(&raw mut (*h).sum_ns, ns);
+    }
+    0
+}
+
 fn process_event(event: Event) -> i32 {
     if let Some(cg) = tracked_cgroup() {
         bump(
@@ -95,6 +212,11 @@ pub fn sched_process_exec(_ctx: RawTracePointContext) -> i32 {
 
 #[raw_tracepoint(tracepoint = "sched_process_exit")]
 pub fn sched_process_exit(_ctx: RawTracePointContext) -> i32 {
+    // A task that dies inside an intercepted call leaves no stamp for the
+    // next task with its id.
+    if tracked_cgroup().is_some() {
+        let _ = ENTERED.remove(&bpf_get_current_pid_tgid());
+    }
     process_event(Event::Exit)
 }
 

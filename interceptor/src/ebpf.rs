@@ -4,7 +4,7 @@ use std::sync::Mutex;
 
 use aya::maps::{HashMap, MapData, PerCpuHashMap};
 use aya::programs::RawTracePoint;
-use interceptor_ebpf::{Event, EventKey, Family, FamilyKey};
+use interceptor_ebpf::{Event, EventKey, Family, FamilyKey, LATENCY_BUCKETS, Latency};
 
 /// The probes' object, embedded at build time (empty when not built).
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/warren-probes.o"));
@@ -16,6 +16,20 @@ pub struct Probes {
     syscalls: Mutex<PerCpuHashMap<MapData, u64, u64>>,
     families: Mutex<PerCpuHashMap<MapData, FamilyKey, u64>>,
     events: Mutex<PerCpuHashMap<MapData, EventKey, u64>>,
+    latency: Mutex<HashMap<MapData, u64, Latency>>,
+}
+
+/// An error and its causes on one line: aya's load errors keep the errno
+/// in their source.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
 }
 
 /// Sums a per-CPU counter; absent is zero.
@@ -60,13 +74,15 @@ impl Probes {
                 "the probes were not built into this binary (cargo xtask build-ebpf)".into(),
             );
         }
-        let mut ebpf =
-            aya::Ebpf::load(bytes).map_err(|e| format!("the kernel refused the probes: {e}"))?;
+        let mut ebpf = aya::Ebpf::load(bytes)
+            .map_err(|e| format!("the kernel refused the probes: {}", chain(&e)))?;
         for (program, tracepoint) in [
             ("sys_enter", "sys_enter"),
             ("sched_process_fork", "sched_process_fork"),
             ("sched_process_exec", "sched_process_exec"),
             ("sched_process_exit", "sched_process_exit"),
+            ("sched_switch", "sched_switch"),
+            ("sys_exit", "sys_exit"),
         ] {
             let prog: &mut RawTracePoint = ebpf
                 .program_mut(program)
@@ -74,12 +90,14 @@ impl Probes {
                 .try_into()
                 .map_err(|e| format!("{program} is not a raw tracepoint: {e}"))?;
             prog.load()
-                .map_err(|e| format!("cannot load {program}: {e}"))?;
+                .map_err(|e| format!("cannot load {program}: {}", chain(&e)))?;
             prog.attach(tracepoint)
-                .map_err(|e| format!("cannot attach {program}: {e}"))?;
+                .map_err(|e| format!("cannot attach {program}: {}", chain(&e)))?;
         }
         let tracked = HashMap::try_from(ebpf.take_map("TRACKED").ok_or("no TRACKED map")?)
             .map_err(|e| format!("TRACKED: {e}"))?;
+        let latency = HashMap::try_from(ebpf.take_map("LATENCY").ok_or("no LATENCY map")?)
+            .map_err(|e| format!("LATENCY: {e}"))?;
         let syscalls = take(&mut ebpf, "SYSCALLS")?;
         let families = take(&mut ebpf, "FAMILY_CALLS")?;
         let events = take(&mut ebpf, "PROCESS_EVENTS")?;
@@ -93,6 +111,7 @@ impl Probes {
             syscalls,
             families,
             events,
+            latency: Mutex::new(latency),
         })
     }
 
@@ -126,6 +145,37 @@ impl Probes {
                 _pad: 0,
             });
         }
+        drop(e);
+        let mut l = self.latency.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = l.remove(&cgroup_id);
+    }
+
+    /// The histogram of a cgroup's intercepted calls: per log2 bucket from
+    /// about 1 µs up, the upper bound in seconds and the count (not
+    /// cumulative; the first bucket also holds anything shorter), and the
+    /// sum of their durations in seconds.
+    pub fn latency(&self, cgroup_id: u64) -> (Vec<(f64, u64)>, f64) {
+        const FIRST: usize = 10;
+        let l = self.latency.lock().unwrap_or_else(|p| p.into_inner());
+        let h = l.get(&cgroup_id, 0).unwrap_or(Latency::ZERO);
+        let mut buckets: Vec<(f64, u64)> = (FIRST..LATENCY_BUCKETS)
+            .map(|i| {
+                let bound = if i + 1 == LATENCY_BUCKETS {
+                    f64::INFINITY
+                } else {
+                    (1u64 << i) as f64 / 1e9
+                };
+                (bound, h.buckets[i])
+            })
+            .collect();
+        buckets[0].1 += h.buckets[..FIRST].iter().sum::<u64>();
+        (buckets, h.sum_ns as f64 / 1e9)
+    }
+
+    /// How many cgroups the probes' tracked map holds.
+    pub fn tracked(&self) -> usize {
+        let t = self.tracked.lock().unwrap_or_else(|p| p.into_inner());
+        t.keys().filter(Result::is_ok).count()
     }
 
     /// Syscalls per family for a cgroup.

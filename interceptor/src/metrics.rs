@@ -251,6 +251,31 @@ impl prometheus_client::collector::Collector for ProbeCounts {
             }
         }
         let mut m = encoder.encode_descriptor(
+            "warren_intercepted_syscall_kernel",
+            "Time each container's intercepted syscalls spent in seccomp, waiting for the interceptor, measured in the kernel",
+            Some(&prometheus_client::registry::Unit::Seconds),
+            prometheus_client::metrics::MetricType::Histogram,
+        )?;
+        for (container, cg) in &tracked {
+            let (buckets, sum) = self.probes.latency(*cg);
+            let count = buckets.iter().map(|(_, n)| n).sum();
+            let label = ContainerLabel {
+                container: container.clone(),
+            };
+            m.encode_family(&label)?
+                .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+                    sum, count, &buckets, None,
+                )?;
+        }
+        prometheus_client::metrics::gauge::ConstGauge::new(self.probes.tracked() as i64).encode(
+            encoder.encode_descriptor(
+                "warren_ebpf_tracked_cgroups",
+                "Entries in the probes' map of tracked container cgroups",
+                None,
+                prometheus_client::metrics::MetricType::Gauge,
+            )?,
+        )?;
+        let mut m = encoder.encode_descriptor(
             "warren_container_process_events",
             "Forks, execs and exits in each container, counted in the kernel",
             None,

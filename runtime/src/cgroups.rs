@@ -175,8 +175,8 @@ fn named_systemd() -> Option<PathBuf> {
         .map(|h| h.mount_point)
 }
 
-/// Where a process sits in the v1 hierarchy of `controllers`, from its
-/// /proc/PID/cgroup text.
+/// Where a process sits in the v1 hierarchy of `controllers` (empty for
+/// cgroup2), from its /proc/PID/cgroup text.
 fn path_in(cgroup: &str, controllers: &str) -> Option<String> {
     cgroup.lines().find_map(|l| {
         let mut p = l.splitn(3, ':');
@@ -185,22 +185,61 @@ fn path_in(cgroup: &str, controllers: &str) -> Option<String> {
     })
 }
 
-/// Where process `pid` (or "self") sits in the `name=systemd` hierarchy.
-fn named_systemd_path(pid: &str) -> Option<String> {
+/// Where process `pid` (or "self") sits in the hierarchy of `controllers`.
+fn cgroup_path(pid: &str, controllers: &str) -> Option<String> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-    path_in(&text, "name=systemd")
+    path_in(&text, controllers)
+}
+
+/// A stay of this process in one cgroup of one hierarchy, so that the
+/// processes it starts begin there. Dropping it moves this process back.
+struct Stay {
+    dir: PathBuf,
+    back: PathBuf,
+}
+
+impl Stay {
+    /// Joins `<mount>/<rel>` of the hierarchy of `controllers`, making it
+    /// first if `make`.
+    fn enter(
+        mount: &Path,
+        controllers: &str,
+        rel: &Path,
+        make: bool,
+    ) -> Result<Stay, RuntimeError> {
+        let rel = rel.strip_prefix("/").unwrap_or(rel);
+        let dir = mount.join(rel);
+        let back = mount.join(
+            cgroup_path("self", controllers)
+                .unwrap_or_default()
+                .trim_start_matches('/'),
+        );
+        if make {
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| RuntimeError::io("cannot create the cgroup", &dir, e))?;
+        }
+        let procs = dir.join("cgroup.procs");
+        std::fs::write(&procs, std::process::id().to_string())
+            .map_err(|e| RuntimeError::io("cannot join the cgroup", &procs, e))?;
+        Ok(Stay { dir, back })
+    }
+}
+
+impl Drop for Stay {
+    fn drop(&mut self) {
+        let procs = self.back.join("cgroup.procs");
+        if let Err(e) = std::fs::write(&procs, std::process::id().to_string()) {
+            tracing::warn!(path = %procs.display(), error = %e, "cannot leave the container's cgroup");
+        }
+    }
 }
 
 /// A stay of this process in the container's `name=systemd` cgroup, so
 /// that the container's init starts there and its cgroup namespace is
 /// rooted there. libcontainer manages controllers only, and would leave
 /// the container in the host's root of that hierarchy, where systemd
-/// inside could not make its own cgroups. Dropping it moves this process
-/// back.
-pub struct NamedSystemd {
-    dir: PathBuf,
-    back: PathBuf,
-}
+/// inside could not make its own cgroups.
+pub struct NamedSystemd(Stay);
 
 impl NamedSystemd {
     /// Joins `<name=systemd>/<rel>`; None on a host without that hierarchy.
@@ -208,45 +247,50 @@ impl NamedSystemd {
         let Some(mount) = named_systemd() else {
             return Ok(None);
         };
-        let rel = rel.strip_prefix("/").unwrap_or(rel);
-        if rel.as_os_str().is_empty() {
+        if rel.strip_prefix("/").unwrap_or(rel).as_os_str().is_empty() {
             return Ok(None);
         }
-        let dir = mount.join(rel);
-        let back = mount.join(
-            named_systemd_path("self")
-                .unwrap_or_default()
-                .trim_start_matches('/'),
-        );
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| RuntimeError::io("cannot create the cgroup", &dir, e))?;
-        let procs = dir.join("cgroup.procs");
-        std::fs::write(&procs, std::process::id().to_string())
-            .map_err(|e| RuntimeError::io("cannot join the cgroup", &procs, e))?;
-        Ok(Some(NamedSystemd { dir, back }))
-    }
-
-    /// Joins the `name=systemd` cgroup process `pid` is in, for a process
-    /// that is to join its container (exec); None if that is the root.
-    pub fn enter_like(pid: i32) -> Result<Option<NamedSystemd>, RuntimeError> {
-        match named_systemd_path(&pid.to_string()) {
-            Some(p) if p != "/" => NamedSystemd::enter(Path::new(&p)),
-            _ => Ok(None),
-        }
+        Stay::enter(&mount, "name=systemd", rel, true).map(|s| Some(NamedSystemd(s)))
     }
 
     /// The container's directory in the hierarchy.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        &self.0.dir
     }
 }
 
-impl Drop for NamedSystemd {
-    fn drop(&mut self) {
-        let procs = self.back.join("cgroup.procs");
-        if let Err(e) = std::fs::write(&procs, std::process::id().to_string()) {
-            tracing::warn!(path = %procs.display(), error = %e, "cannot leave the container's name=systemd cgroup");
+/// The stays of a process that is to join a running container (exec) in
+/// the hierarchies libcontainer does not join for it: `name=systemd`, and
+/// on a hybrid host cgroup2, where the interceptor keeps the container's
+/// tracking cgroup for the eBPF probes. Without this, an exec'd process
+/// would sit in the host's root there, uncounted and outside the
+/// container's cgroups.
+pub struct ExecStays {
+    _stays: Vec<Stay>,
+}
+
+impl ExecStays {
+    pub fn enter_like(pid: i32) -> Result<ExecStays, RuntimeError> {
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
+            .map_err(|e| RuntimeError::io("cannot read", Path::new("/proc/self/mountinfo"), e))?;
+        let all = hierarchies(&mountinfo);
+        let hybrid = all.iter().any(|h| !h.controllers.is_empty());
+        let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+        let mut stays = Vec::new();
+        for h in &all {
+            let key = match h.controllers.as_slice() {
+                [] if hybrid => String::new(),
+                [named] if named == "name=systemd" => named.clone(),
+                _ => continue,
+            };
+            match path_in(&cgroup, &key) {
+                Some(p) if p != "/" => {
+                    stays.push(Stay::enter(&h.mount_point, &key, Path::new(&p), false)?)
+                }
+                _ => {}
+            }
         }
+        Ok(ExecStays { _stays: stays })
     }
 }
 

@@ -175,8 +175,159 @@ fn forks_execs_exits_and_families_are_counted_exactly() {
     // sys_enter for it (seccomp runs first). warren_notifications_total
     // counts that one.
     assert_eq!(family("mount"), Some(1), "{text}");
+    // Both are timed through seccomp, though.
+    assert_eq!(
+        series(
+            &text,
+            &format!("warren_intercepted_syscall_kernel_seconds_count{{container=\"{id}\"}} ")
+        ),
+        Some(2),
+        "{text}"
+    );
     assert!(family("file").unwrap_or(0) > 0, "{text}");
     assert!(family("process").unwrap_or(0) >= 3 + 4 + 3, "{text}");
+}
+
+/// The keys of the probes' map of tracked cgroups, read with bpftool.
+fn tracked_cgroups() -> Vec<u64> {
+    let out = Command::new("bpftool")
+        .args(["-j", "map", "dump", "name", "TRACKED"])
+        .output()
+        .expect("bpftool (cargo xtask deps installs it)");
+    assert!(
+        out.status.success(),
+        "bpftool: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let entries: Vec<serde_json::Value> =
+        serde_json::from_slice(&out.stdout).expect("bpftool's JSON");
+    entries
+        .iter()
+        .map(|e| match &e["key"] {
+            serde_json::Value::Number(n) => n.as_u64().expect("a u64 key"),
+            serde_json::Value::Array(bytes) => {
+                let b: Vec<u8> = bytes
+                    .iter()
+                    .map(|x| {
+                        let x = x.as_str().expect("a hex byte");
+                        u8::from_str_radix(x.trim_start_matches("0x"), 16).expect("a hex byte")
+                    })
+                    .collect();
+                u64::from_le_bytes(b.try_into().expect("an 8-byte key"))
+            }
+            other => panic!("unexpected key {other}"),
+        })
+        .collect()
+}
+
+/// The container's cgroup2 tracking directory, named `<id>.<pid>`.
+fn tracking_dir(id: &str) -> Option<PathBuf> {
+    std::fs::read_dir("/sys/fs/cgroup/unified/warren")
+        .ok()?
+        .flatten()
+        .find(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(&format!("{id}."))
+        })
+        .map(|e| e.path())
+}
+
+#[test]
+fn intercepted_calls_are_timed_and_exec_is_counted_and_all_goes_on_delete() {
+    use std::os::unix::fs::MetadataExt;
+    const N: u64 = 5;
+    const GETPPID: u64 = 20_000;
+    let rt = Runtime::warren();
+    let dir = hostile_bin().parent().unwrap().to_path_buf();
+    let b = bundle(
+        &rt.bin,
+        &target_dir().join("test-bundles").join(unique("timed")),
+        &shared_busybox(),
+        &["/opt/warren-hostile", "mounts", &N.to_string()],
+        |spec| {
+            spec["mounts"].as_array_mut().unwrap().push(serde_json::json!(
+                {"destination": "/opt", "type": "bind", "source": dir, "options": ["rbind", "ro"]}
+            ));
+        },
+    );
+    let id = unique("timed");
+    let _g = rt.cleanup(&id);
+    rt.ok(&["run", "--detach", "--bundle", b.to_str().unwrap(), &id]);
+    let count = |text: &str| {
+        series(
+            text,
+            &format!("warren_intercepted_syscall_kernel_seconds_count{{container=\"{id}\"}} "),
+        )
+    };
+    let end = Instant::now() + Duration::from_secs(20);
+    while count(&scrape("127.0.0.1:9464")) != Some(2 * N) {
+        assert!(
+            Instant::now() < end,
+            "never saw {} timed calls:\n{}",
+            2 * N,
+            scrape("127.0.0.1:9464")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The init makes no more calls: the count stays exact.
+    std::thread::sleep(Duration::from_millis(300));
+    let text = scrape("127.0.0.1:9464");
+    assert_eq!(count(&text), Some(2 * N), "{text}");
+    let sum = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(&format!(
+                "warren_intercepted_syscall_kernel_seconds_sum{{container=\"{id}\"}} "
+            ))
+        })
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no sum:\n{text}"));
+    assert!(sum > 0.0, "{text}");
+    let inf = format!(
+        "warren_intercepted_syscall_kernel_seconds_bucket{{le=\"+Inf\",container=\"{id}\"}} {}",
+        2 * N
+    );
+    assert!(text.lines().any(|l| l == inf), "no {inf}:\n{text}");
+
+    // An exec'd process is counted under its container too.
+    let before = syscalls(&text, &id).expect("a syscall series");
+    let out = rt.ok(&[
+        "exec",
+        &id,
+        "/opt/warren-hostile",
+        "getppid",
+        &GETPPID.to_string(),
+    ]);
+    assert!(out.contains("done"), "{out}");
+    let after = syscalls(&scrape("127.0.0.1:9464"), &id).expect("a syscall series");
+    assert!(
+        after >= before + GETPPID,
+        "{before} -> {after} for {GETPPID} getppid calls in an exec'd process"
+    );
+
+    let tracking = tracking_dir(&id).expect("a tracking cgroup");
+    let cgroup_id = std::fs::metadata(&tracking).unwrap().ino();
+    assert!(
+        tracked_cgroups().contains(&cgroup_id),
+        "cgroup {cgroup_id} not in the tracked map"
+    );
+    rt.ok(&["delete", "--force", &id]);
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = scrape("127.0.0.1:9464");
+        let left = text.lines().any(|l| l.contains(&format!("\"{id}\"")));
+        let in_map = tracked_cgroups().contains(&cgroup_id);
+        if !left && !in_map && !tracking.exists() {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "left after delete: series {left}, map entry {in_map}, dir {}",
+            tracking.exists()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Starts an interceptor with `args` on a private socket and metrics port;

@@ -51,10 +51,11 @@ pub fn exec(args: liboci_cli::Exec, globals: &Globals) -> Result<i32, RuntimeErr
         }
         _ => None,
     };
-    // The exec'd process joins the container's name=systemd cgroup too
-    // (libcontainer joins the controllers only).
-    let _named_systemd = match container.pid() {
-        Some(pid) => crate::cgroups::NamedSystemd::enter_like(pid.as_raw())?,
+    // The exec'd process joins the container's name=systemd cgroup and, on
+    // a hybrid host, its cgroup2 tracking cgroup too (libcontainer joins the
+    // controllers only).
+    let _stays = match container.pid() {
+        Some(pid) => Some(crate::cgroups::ExecStays::enter_like(pid.as_raw())?),
         None => None,
     };
     let user = args.user.map(|(u, _)| u);

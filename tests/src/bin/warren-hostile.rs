@@ -260,6 +260,20 @@ fn main() {
                 unsafe { libc::pause() };
             }
         }
+        // Exactly N proc mounts on /mnt, each unmounted: 2N trapped calls.
+        // Then print done and wait forever.
+        "mounts" => {
+            let mut failed = 0;
+            for _ in 0..n {
+                failed += i32::from(mount("proc", c"/mnt".as_ptr().cast(), "proc", 0) != 0);
+                failed += i32::from(umount("/mnt", 0) != 0);
+            }
+            println!("done {failed} failed");
+            loop {
+                // SAFETY: pause only sleeps.
+                unsafe { libc::pause() };
+            }
+        }
         // Exactly N getppid calls, then print done.
         "getppid" => {
             for _ in 0..n {
