@@ -78,6 +78,61 @@ fn ranges(maps: &[LinuxIdMapping]) -> Vec<HostRange> {
         .collect()
 }
 
+/// A uid_map or gid_map as mappings; None if unreadable or malformed.
+fn read_id_map(path: &Path) -> Option<Vec<LinuxIdMapping>> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines()
+        .map(|l| {
+            let v: Vec<u32> = l
+                .split_whitespace()
+                .map(str::parse)
+                .collect::<Result<_, _>>()
+                .ok()?;
+            let [inside, host, size] = v[..] else {
+                return None;
+            };
+            LinuxIdMappingBuilder::default()
+                .container_id(inside)
+                .host_id(host)
+                .size(size)
+                .build()
+                .ok()
+        })
+        .collect()
+}
+
+/// For a container of a pod whose spec brings no user namespace of its
+/// own (a pod without `hostUsers: false`): the user namespace of its pod's
+/// sandbox, when that is a warren system container here, with its
+/// mappings. The pod's containers then share one user namespace and one ID
+/// range, as they share the network and IPC namespaces the sandbox holds.
+fn pod_user_namespace(
+    root: &Path,
+    spec: &oci_spec::runtime::Spec,
+) -> Option<(PathBuf, Vec<LinuxIdMapping>, Vec<LinuxIdMapping>)> {
+    let (path, uids, gids) = spec::user_namespace(spec);
+    if path.is_some() || !uids.is_empty() || !gids.is_empty() {
+        return None;
+    }
+    let sandbox = spec::pod_sandbox(spec)?;
+    let container = match crate::container::load(root, sandbox) {
+        Ok(c) => c,
+        Err(err) => {
+            tracing::info!(sandbox, %err, "the pod's sandbox is not warren's; the container gets a range of its own");
+            return None;
+        }
+    };
+    let pid = container.pid()?.as_raw();
+    let ns = PathBuf::from(format!("/proc/{pid}/ns/user"));
+    if is_host_namespace(LinuxNamespaceType::User, &ns) {
+        return None;
+    }
+    let uids = read_id_map(Path::new(&format!("/proc/{pid}/uid_map")))?;
+    let gids = read_id_map(Path::new(&format!("/proc/{pid}/gid_map")))?;
+    tracing::debug!(sandbox, pid, "joining the pod sandbox's user namespace");
+    Some((ns, uids, gids))
+}
+
 /// Where the chowned copy of a rootfs goes when the fallback is used. Derived
 /// from the state root and id, so that teardown finds it without a record.
 pub fn rootfs_copy_dir(settings: &Settings, root: &Path, id: &str) -> PathBuf {
@@ -205,6 +260,16 @@ pub fn prepare(globals: &Globals, id: &str, bundle: &Bundle) -> Result<PathBuf, 
     }
 
     spec::check_namespaces(&bundle.spec, is_host_namespace)?;
+    let in_pod;
+    let bundle = match pod_user_namespace(root, &bundle.spec) {
+        Some((path, uids, gids)) => {
+            let mut b = bundle.clone();
+            spec::join_user_namespace(&mut b.spec, &path, uids, gids);
+            in_pod = b;
+            &in_pod
+        }
+        None => bundle,
+    };
     let (ns_path, spec_uids, spec_gids) = spec::user_namespace(&bundle.spec);
     let request = match &ns_path {
         Some(_) => None,
@@ -260,7 +325,21 @@ fn build(
 
     let staging = dir.join("rootfs");
     mkdir(&staging)?;
+    // A client that maps the rootfs itself (containerd 2 does for pods with
+    // hostUsers: false, through ID-mapped lower layers it unmounts again)
+    // hands over a rootfs whose root already belongs to the range's root:
+    // it is used as it is.
+    let premapped = {
+        use std::os::unix::fs::MetadataExt;
+        let root_uid = idmap::to_host(0, &uids);
+        std::fs::metadata(&bundle.rootfs)
+            .is_ok_and(|m| root_uid.is_some_and(|u| u != 0 && m.uid() == u))
+    };
     let mapped = match idmap::overlay_at(&bundle.rootfs) {
+        _ if premapped => {
+            tracing::debug!(%id, "the rootfs is ID-mapped already");
+            idmap::bind_clone(&bundle.rootfs, &staging, None, true)
+        }
         Some(layers) => {
             let owner = (
                 idmap::to_host(0, &uids).unwrap_or(0),

@@ -31,6 +31,12 @@ impl Containerd {
     /// Starts containerd with `extra` appended to its config (runtime
     /// entries, CRI settings).
     pub fn start(name: &str, extra: &str) -> Containerd {
+        Containerd::start_with_env(name, extra, &[])
+    }
+
+    /// As [`Containerd::start`], with `env` added to containerd's
+    /// environment, which its shims and so the runtime inherit.
+    pub fn start_with_env(name: &str, extra: &str, env: &[(&str, &Path)]) -> Containerd {
         crate::require_root();
         let bin = bin_dir();
         // Short paths: unix socket paths are limited to 108 bytes.
@@ -64,6 +70,7 @@ state = "{state}"
             .arg("--config")
             .arg(dir.join("config.toml"))
             .env("PATH", path)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&log).expect("create log"))
             .stderr(

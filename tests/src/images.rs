@@ -29,6 +29,16 @@ fn put_blob(dir: &Path, bytes: &[u8]) -> Result<(String, u64)> {
 /// holding `rootfs`, tagged `reference`, plus a docker `manifest.json` so
 /// that both `ctr image import` and `docker load` accept it.
 pub fn oci_archive(rootfs: &Path, reference: &str, work: &Path) -> Result<PathBuf> {
+    oci_archive_with_cmd(rootfs, reference, work, &["sh"])
+}
+
+/// As [`oci_archive`], with `cmd` as the image's default command.
+pub fn oci_archive_with_cmd(
+    rootfs: &Path,
+    reference: &str,
+    work: &Path,
+    cmd: &[&str],
+) -> Result<PathBuf> {
     let _ = std::fs::remove_dir_all(work);
     let layout = work.join("layout");
     std::fs::create_dir_all(layout.join("blobs/sha256"))?;
@@ -50,7 +60,7 @@ pub fn oci_archive(rootfs: &Path, reference: &str, work: &Path) -> Result<PathBu
     let config = json!({
         "architecture": "amd64",
         "os": "linux",
-        "config": { "Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"], "Cmd": ["sh"] },
+        "config": { "Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"], "Cmd": cmd },
         "rootfs": { "type": "layers", "diff_ids": [format!("sha256:{layer_digest}")] },
         "history": [{ "created_by": "warren test fixture" }],
     });

@@ -16,7 +16,13 @@ pub struct Args {
 }
 
 /// What building warren and running the demo need.
-pub const BUILD_PACKAGES: &[&str] = &["libseccomp-dev", "pkg-config", "busybox-static"];
+/// protoc: the tests' CRI client (k8s-cri) compiles the CRI protobufs.
+pub const BUILD_PACKAGES: &[&str] = &[
+    "libseccomp-dev",
+    "pkg-config",
+    "busybox-static",
+    "protobuf-compiler",
+];
 
 /// What the tests add: the peer runtimes and the real clients.
 pub const TEST_PACKAGES: &[&str] = &[

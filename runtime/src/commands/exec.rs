@@ -23,6 +23,46 @@ fn has_userns(container: &libcontainer::container::Container) -> Result<bool, Ru
         }))
 }
 
+/// A process file rewritten for the container, removed when dropped.
+struct ProcessFile(std::path::PathBuf);
+
+impl ProcessFile {
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for ProcessFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn exec_process_file(
+    container: &libcontainer::container::Container,
+    path: &std::path::Path,
+) -> Result<ProcessFile, RuntimeError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| RuntimeError::io("cannot read the process file", path, e))?;
+    let process: oci_spec::runtime::Process =
+        serde_json::from_str(&text).map_err(|e| RuntimeError::ConfigInvalid {
+            path: path.to_path_buf(),
+            reason: format!("invalid process: {e}"),
+        })?;
+    let spec = oci_spec::runtime::Spec::load(container.bundle().join("config.json"))
+        .map_err(libcontainer::error::LibcontainerError::from)?;
+    let process = crate::spec::exec_process(&spec, process);
+    let out = container
+        .bundle()
+        .join(format!("exec-process-{}.json", std::process::id()));
+    let json = serde_json::to_vec(&process).map_err(|e| RuntimeError::ConfigInvalid {
+        path: out.clone(),
+        reason: e.to_string(),
+    })?;
+    std::fs::write(&out, json).map_err(|e| RuntimeError::io("cannot write", &out, e))?;
+    Ok(ProcessFile(out))
+}
+
 pub fn exec(args: liboci_cli::Exec, globals: &Globals) -> Result<i32, RuntimeError> {
     let container = load(&globals.root, &args.container_id)?;
     if !container.can_exec() {
@@ -58,6 +98,13 @@ pub fn exec(args: liboci_cli::Exec, globals: &Globals) -> Result<i32, RuntimeErr
         Some(pid) => Some(crate::cgroups::ExecStays::enter_like(pid.as_raw())?),
         None => None,
     };
+    // A process file is given as the client wrote it; in a system
+    // container a root process gets the init's capabilities instead.
+    let rewritten = match &args.process {
+        Some(path) => Some(exec_process_file(&container, path)?),
+        None => None,
+    };
+    let process = rewritten.as_ref().map(|r| r.path().to_path_buf());
     let user = args.user.map(|(u, _)| u);
     let group = args.user.and_then(|(_, g)| g);
     let pid = ContainerBuilder::new(args.container_id.clone(), SyscallType::default())
@@ -72,7 +119,7 @@ pub fn exec(args: liboci_cli::Exec, globals: &Globals) -> Result<i32, RuntimeErr
         .with_detach(args.detach)
         .with_cwd(args.cwd.as_ref())
         .with_env(args.env.into_iter().collect())
-        .with_process(args.process.as_ref())
+        .with_process(process.as_ref())
         .with_no_new_privs(args.no_new_privs)
         .with_container_args(args.command)
         .with_additional_gids(args.additional_gids)

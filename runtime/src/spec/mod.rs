@@ -121,6 +121,79 @@ pub fn user_namespace(spec: &Spec) -> (Option<PathBuf>, Vec<LinuxIdMapping>, Vec
     )
 }
 
+/// The process an exec runs in a system container: a root process gets the
+/// capabilities the container's init got (all of them, in its user
+/// namespace), not the plain-container set the client copied into it, so
+/// that root inside is the same root in `exec` as in the init. A non-root
+/// process, and a container that honours its spec's capabilities, keep what
+/// was given.
+pub fn exec_process(
+    container: &Spec,
+    mut process: oci_spec::runtime::Process,
+) -> oci_spec::runtime::Process {
+    if !is_syscont(container)
+        || annotation(container, ANNOTATION_HONOR_CAPS) == Some("true")
+        || process.user().uid() != 0
+    {
+        return process;
+    }
+    let Some(init) = container
+        .process()
+        .as_ref()
+        .and_then(|p| p.capabilities().clone())
+    else {
+        return process;
+    };
+    let mut caps = process.capabilities().clone().unwrap_or_default();
+    caps.set_bounding(init.bounding().clone());
+    caps.set_effective(init.effective().clone());
+    caps.set_permitted(init.permitted().clone());
+    process.set_capabilities(Some(caps));
+    process.set_apparmor_profile(None);
+    process
+}
+
+/// The pod sandbox a CRI container belongs to, from the annotations
+/// containerd (`io.kubernetes.cri.*`) or CRI-O (`io.kubernetes.cri-o.*`)
+/// set; None for a sandbox itself or a container outside a pod.
+pub fn pod_sandbox(spec: &Spec) -> Option<&str> {
+    for (kind, sandbox) in [
+        (
+            "io.kubernetes.cri.container-type",
+            "io.kubernetes.cri.sandbox-id",
+        ),
+        (
+            "io.kubernetes.cri-o.ContainerType",
+            "io.kubernetes.cri-o.SandboxID",
+        ),
+    ] {
+        if annotation(spec, kind) == Some("container") {
+            return annotation(spec, sandbox).filter(|s| !s.is_empty());
+        }
+    }
+    None
+}
+
+/// Points the spec's user namespace at `path`, with the mappings it has.
+pub fn join_user_namespace(
+    spec: &mut Spec,
+    path: &Path,
+    uids: Vec<LinuxIdMapping>,
+    gids: Vec<LinuxIdMapping>,
+) {
+    let mut linux = spec.linux().clone().unwrap_or_default();
+    let mut namespaces = linux.namespaces().clone().unwrap_or_default();
+    namespaces.retain(|n| n.typ() != LinuxNamespaceType::User);
+    let mut ns = oci_spec::runtime::LinuxNamespace::default();
+    ns.set_typ(LinuxNamespaceType::User);
+    ns.set_path(Some(path.to_path_buf()));
+    namespaces.push(ns);
+    linux.set_namespaces(Some(namespaces));
+    linux.set_uid_mappings(Some(uids));
+    linux.set_gid_mappings(Some(gids));
+    spec.set_linux(Some(linux));
+}
+
 /// Produces the spec to run.
 pub fn rewrite(mut spec: Spec, target: &Target<'_>) -> Result<Spec, SpecError> {
     let mut root = spec.root().clone().unwrap_or_default();
