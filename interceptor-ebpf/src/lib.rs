@@ -154,6 +154,16 @@ impl Latency {
 /// How many intercepted calls can be in flight at once, node-wide.
 pub const MAX_IN_FLIGHT: u32 = 16384;
 
+/// A task waiting inside an intercepted syscall: since when, and the
+/// container it belongs to (the wake-up runs in the interceptor's context,
+/// so the cgroup is taken when the wait starts).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Waiting {
+    pub since_ns: u64,
+    pub cgroup: u64,
+}
+
 // SAFETY: both keys are repr(C), Copy, and have no implicit padding (the
 // padding is an explicit field), so any bytes are a valid value.
 #[cfg(feature = "user")]

@@ -14,15 +14,16 @@ use core::intrinsics::{AtomicOrdering, atomic_xadd};
 
 use aya_ebpf::EbpfContext;
 use aya_ebpf::helpers::{
-    bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_get_current_task_btf,
+    bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_get_current_task,
+    bpf_get_current_task_btf,
     bpf_ktime_get_ns, bpf_probe_read_kernel, bpf_task_pt_regs,
 };
 use aya_ebpf::macros::{map, raw_tracepoint};
-use aya_ebpf::maps::{HashMap, LruHashMap, PerCpuHashMap};
+use aya_ebpf::maps::{Array, HashMap, LruHashMap, PerCpuHashMap};
 use aya_ebpf::programs::RawTracePointContext;
 use interceptor_ebpf::{
     Event, EventKey, FAMILIES, FamilyKey, LATENCY_BUCKETS, Latency, MAX_CONTAINERS, MAX_IN_FLIGHT,
-    family_of, intercepted, latency_bucket,
+    Waiting, family_of, intercepted, latency_bucket,
 };
 
 /// cgroup id -> 1, for every container being tracked.
@@ -43,9 +44,15 @@ static FAMILY_CALLS: PerCpuHashMap<FamilyKey, u64> =
 static PROCESS_EVENTS: PerCpuHashMap<EventKey, u64> =
     PerCpuHashMap::with_max_entries(MAX_CONTAINERS * 3, 0);
 
-/// task (pid_tgid) -> when its intercepted syscall entered seccomp.
+/// task (its task_struct's address) -> since when it waits inside an
+/// intercepted syscall, and its container.
 #[map]
-static ENTERED: LruHashMap<u64, u64> = LruHashMap::with_max_entries(MAX_IN_FLIGHT, 0);
+static WAITING: LruHashMap<u64, Waiting> = LruHashMap::with_max_entries(MAX_IN_FLIGHT, 0);
+
+/// [0]: the interceptor's tgid, set by the interceptor when it loads the
+/// probes. Its wake-ups of waiting tasks are the answers to notifications.
+#[map]
+static INTERCEPTOR: Array<u32> = Array::with_max_entries(1, 0);
 
 /// cgroup id -> histogram of the time intercepted syscalls spent in seccomp.
 /// Not per CPU: these calls already cost a round trip to user space.
@@ -113,9 +120,10 @@ const STOPPED: u64 = 0x4 | 0x8 | 0x8000;
 
 /// A task of a tracked container goes to sleep inside an intercepted
 /// syscall: for a trapped call, that is where it waits for the interceptor.
-/// The first such sleep stamps the call. (seccomp runs before the sys_enter
-/// tracepoint, and a call it answers never reaches it, so sys_enter cannot
-/// be the start.)
+/// Each such sleep (re)stamps the task, so a stamp never outlives the call
+/// it was made in by more than the next sleep. (seccomp runs before the
+/// sys_enter tracepoint, and a call it answers never reaches it, so
+/// sys_enter cannot be the start.)
 #[raw_tracepoint(tracepoint = "sched_switch")]
 pub fn sched_switch(ctx: RawTracePointContext) -> i32 {
     // SAFETY: sched_switch's raw arguments are (bool preempt, struct
@@ -131,45 +139,52 @@ pub fn sched_switch(ctx: RawTracePointContext) -> i32 {
         return 0;
     }
     // prev is the current task here: the switch has not happened yet.
-    if tracked_cgroup().is_none() || !current_syscall().is_some_and(intercepted) {
+    let Some(cgroup) = tracked_cgroup() else {
+        return 0;
+    };
+    if !current_syscall().is_some_and(intercepted) {
         return 0;
     }
-    let task = bpf_get_current_pid_tgid();
-    // SAFETY: the helper reads the clock.
-    let now = unsafe { bpf_ktime_get_ns() };
-    // BPF_NOEXIST: later sleeps in the same call keep the first stamp.
-    let _ = ENTERED.insert(&task, &now, 1);
+    // SAFETY: the helpers read the current task's address and the clock.
+    let (task, now) = unsafe { (bpf_get_current_task(), bpf_ktime_get_ns()) };
+    let _ = WAITING.insert(
+        &task,
+        &Waiting {
+            since_ns: now,
+            cgroup,
+        },
+        0,
+    );
     0
 }
 
-/// An intercepted syscall returns: its time since the stamp goes in the
-/// container's histogram. sys_exit fires for calls seccomp answered too.
-#[raw_tracepoint(tracepoint = "sys_exit")]
-pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
-    // SAFETY: sys_exit's raw arguments are (struct pt_regs *regs, long ret);
-    // reading args[0] is allowed, and the registers are read with a checked
-    // kernel read.
-    let nr = unsafe {
-        let regs = *(ctx.as_ptr() as *const u64);
-        bpf_probe_read_kernel((regs as usize + ORIG_AX) as *const u64)
+/// The interceptor wakes a waiting task: that is its answer arriving, and
+/// the wait goes in the task's container's histogram. Wake-ups by anyone
+/// else (a signal, the kernel's own work in a continued call) cost one
+/// comparison.
+#[raw_tracepoint(tracepoint = "sched_waking")]
+pub fn sched_waking(ctx: RawTracePointContext) -> i32 {
+    let Some(interceptor) = INTERCEPTOR.get(0).copied() else {
+        return 0;
     };
-    if !nr.is_ok_and(intercepted) {
+    if interceptor == 0 || (bpf_get_current_pid_tgid() >> 32) as u32 != interceptor {
         return 0;
     }
-    let Some(cg) = tracked_cgroup() else { return 0 };
-    let task = bpf_get_current_pid_tgid();
+    // SAFETY: sched_waking's raw argument is (struct task_struct *p); the
+    // pointer is only used as a key.
+    let task = unsafe { *(ctx.as_ptr() as *const u64) };
     // SAFETY: the value is copied out at once.
-    let Some(start) = (unsafe { ENTERED.get(&task) }).copied() else {
+    let Some(w) = (unsafe { WAITING.get(&task) }).copied() else {
         return 0;
     };
-    let _ = ENTERED.remove(&task);
+    let _ = WAITING.remove(&task);
     // SAFETY: the helper reads the clock.
-    let ns = unsafe { bpf_ktime_get_ns() }.saturating_sub(start);
-    if LATENCY.get_ptr_mut(&cg).is_none() {
+    let ns = unsafe { bpf_ktime_get_ns() }.saturating_sub(w.since_ns);
+    if LATENCY.get_ptr_mut(&w.cgroup).is_none() {
         // BPF_NOEXIST: a racing insert from another CPU wins, and is used.
-        let _ = LATENCY.insert(&cg, &Latency::ZERO, 1);
+        let _ = LATENCY.insert(&w.cgroup, &Latency::ZERO, 1);
     }
-    let Some(h) = LATENCY.get_ptr_mut(&cg) else {
+    let Some(h) = LATENCY.get_ptr_mut(&w.cgroup) else {
         return 0;
     };
     // The mask changes nothing (the bucket is already below the count, a
@@ -215,7 +230,8 @@ pub fn sched_process_exit(_ctx: RawTracePointContext) -> i32 {
     // A task that dies inside an intercepted call leaves no stamp for the
     // next task with its id.
     if tracked_cgroup().is_some() {
-        let _ = ENTERED.remove(&bpf_get_current_pid_tgid());
+        // SAFETY: the helper reads the current task's address.
+        let _ = WAITING.remove(&unsafe { bpf_get_current_task() });
     }
     process_event(Event::Exit)
 }

@@ -82,7 +82,7 @@ impl Probes {
             ("sched_process_exec", "sched_process_exec"),
             ("sched_process_exit", "sched_process_exit"),
             ("sched_switch", "sched_switch"),
-            ("sys_exit", "sys_exit"),
+            ("sched_waking", "sched_waking"),
         ] {
             let prog: &mut RawTracePoint = ebpf
                 .program_mut(program)
@@ -94,6 +94,13 @@ impl Probes {
             prog.attach(tracepoint)
                 .map_err(|e| format!("cannot attach {program}: {}", chain(&e)))?;
         }
+        // The probes credit the interceptor's wake-ups of waiting tasks as
+        // answers: tell them who that is.
+        let mut me: aya::maps::Array<_, u32> =
+            aya::maps::Array::try_from(ebpf.map_mut("INTERCEPTOR").ok_or("no INTERCEPTOR map")?)
+                .map_err(|e| format!("INTERCEPTOR: {e}"))?;
+        me.set(0, std::process::id(), 0)
+            .map_err(|e| format!("INTERCEPTOR: {e}"))?;
         let tracked = HashMap::try_from(ebpf.take_map("TRACKED").ok_or("no TRACKED map")?)
             .map_err(|e| format!("TRACKED: {e}"))?;
         let latency = HashMap::try_from(ebpf.take_map("LATENCY").ok_or("no LATENCY map")?)

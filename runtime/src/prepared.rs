@@ -33,13 +33,18 @@ pub fn remove(root: &Path, id: &str) -> Result<(), RuntimeError> {
     }
 }
 
-/// The cgroupsPath of a prepared container's spec.
-pub fn cgroups_path(root: &Path, id: &str) -> Result<PathBuf, RuntimeError> {
+/// A prepared container's spec.
+pub fn load(root: &Path, id: &str) -> Result<Spec, RuntimeError> {
     let path = dir(root, id).join("config.json");
-    let spec = Spec::load(&path).map_err(|e| RuntimeError::ConfigInvalid {
-        path: path.clone(),
+    Spec::load(&path).map_err(|e| RuntimeError::ConfigInvalid {
+        path,
         reason: e.to_string(),
-    })?;
+    })
+}
+
+/// The cgroupsPath of a prepared container's spec.
+pub fn cgroups_path(root: &Path, id: &str, spec: &Spec) -> Result<PathBuf, RuntimeError> {
+    let path = dir(root, id).join("config.json");
     spec.linux()
         .as_ref()
         .and_then(|l| l.cgroups_path().clone())

@@ -60,6 +60,30 @@ fn is_host_namespace(typ: LinuxNamespaceType, path: &Path) -> bool {
     }
 }
 
+/// Whether the namespace at `path` is owned by this process's user
+/// namespace (the host's, for warren-runc).
+fn owned_by_host_userns(path: &Path) -> bool {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    use std::os::unix::fs::MetadataExt;
+    // NS_GET_USERNS, _IO(0xb7, 0x1): an fd for the owning user namespace.
+    const NS_GET_USERNS: libc::c_ulong = 0xb701;
+    let Ok(ns) = std::fs::File::open(path) else {
+        return false;
+    };
+    // SAFETY: the ioctl takes no argument and returns a new fd or -1; ns is
+    // a valid open fd for the call's duration.
+    let fd = unsafe { libc::ioctl(ns.as_raw_fd(), NS_GET_USERNS) };
+    if fd < 0 {
+        return false;
+    }
+    // SAFETY: fd was just returned by the kernel and nothing else owns it.
+    let owner = unsafe { std::fs::File::from_raw_fd(fd) };
+    match (owner.metadata(), std::fs::metadata("/proc/self/ns/user")) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
 fn mapping(base: u32, size: u32) -> LinuxIdMapping {
     LinuxIdMappingBuilder::default()
         .container_id(0u32)
@@ -395,6 +419,7 @@ fn build(
     }
     let staged_refs: Vec<(usize, &Path)> = staged.iter().map(|(i, p)| (*i, p.as_path())).collect();
     spec::point_mounts_at(&mut spec, &staged_refs);
+    spec::move_host_netns(&mut spec, owned_by_host_userns);
 
     let listener = if globals.settings.intercept {
         crate::interceptor_client::ensure(&globals.settings)?;

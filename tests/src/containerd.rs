@@ -37,6 +37,17 @@ impl Containerd {
     /// As [`Containerd::start`], with `env` added to containerd's
     /// environment, which its shims and so the runtime inherit.
     pub fn start_with_env(name: &str, extra: &str, env: &[(&str, &Path)]) -> Containerd {
+        Containerd::start_edited(name, extra, env, |_| {})
+    }
+
+    /// As [`Containerd::start_with_env`], with `edit` run on the written
+    /// config file before containerd starts (an installer, say).
+    pub fn start_edited(
+        name: &str,
+        extra: &str,
+        env: &[(&str, &Path)],
+        edit: impl FnOnce(&Path),
+    ) -> Containerd {
         crate::require_root();
         let bin = bin_dir();
         // Short paths: unix socket paths are limited to 108 bytes.
@@ -61,6 +72,7 @@ state = "{state}"
             sock = socket.display(),
         );
         std::fs::write(dir.join("config.toml"), config).expect("write config");
+        edit(&dir.join("config.toml"));
         let path = format!(
             "{}:{}",
             bin.display(),

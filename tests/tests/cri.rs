@@ -25,7 +25,9 @@ const POD_HOST_ID: u32 = 65536 * 32768;
 const BRIDGE: &str = "wrncri0";
 const SUBNET: &str = "10.233.77.0/24";
 
-fn cri_config(warren: &Path, cni: &Path) -> String {
+/// containerd's CRI settings for the test, without the runtime: the
+/// installer adds that.
+fn cri_config(cni: &Path) -> String {
     format!(
         r#"[plugins."io.containerd.cri.v1.images"]
   snapshotter = "overlayfs"
@@ -38,14 +40,32 @@ fn cri_config(warren: &Path, cni: &Path) -> String {
   bin_dirs = ["/usr/lib/cni"]
   conf_dir = "{cni}"
   max_conf_num = 1
-[plugins."io.containerd.cri.v1.runtime".containerd.runtimes.warren]
-  runtime_type = "io.containerd.runc.v2"
-[plugins."io.containerd.cri.v1.runtime".containerd.runtimes.warren.options]
-  BinaryName = "{warren}"
 "#,
         cni = cni.display(),
-        warren = warren.display(),
     )
+}
+
+/// Runs deploy/installer/install.sh against `config`, installing the
+/// built binaries into `bin`; returns its output.
+fn install(config: &Path, bin: &Path, restarts: &Path) -> String {
+    let script = warren_tests::workspace_root().join("deploy/installer/install.sh");
+    let out = std::process::Command::new("sh")
+        .arg(&script)
+        .env("HOST_ROOT", "/")
+        .env("SOURCE_DIR", warren_tests::runtime::bin_dir())
+        .env("BIN_DIR", bin)
+        .env("CONTAINERD_CONFIG", config)
+        .env("RESTART_CMD", format!("echo restart >> {}", restarts.display()))
+        .env_remove("NODE_NAME")
+        .output()
+        .expect("run install.sh");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "install.sh failed:\n{text}");
+    text
 }
 
 fn write_cni(dir: &Path) {
@@ -349,10 +369,30 @@ fn cri_pods_with_and_without_host_users_run_as_system_containers() {
     let cni = dir.join("cni");
     write_cni(&cni);
     let config = warren.config.clone().expect("private settings");
-    let c = Containerd::start_with_env(
+    // The node installer adds the runtime; run twice, it changes the config
+    // (and asks for a restart) once.
+    let bin = dir.join("bin");
+    let restarts = dir.join("restarts");
+    let c = Containerd::start_edited(
         "cri",
-        &cri_config(&warren.bin, &cni),
+        &cri_config(&cni),
         &[("WARREN_CONFIG", config.as_path())],
+        |toml| {
+            install(toml, &bin, &restarts);
+            let second = install(toml, &bin, &restarts);
+            assert!(second.contains("already has the warren runtime"), "{second}");
+            let text = std::fs::read_to_string(toml).unwrap();
+            assert_eq!(text.matches("runtimes.warren]").count(), 1, "{text}");
+            assert!(
+                text.contains(&format!("BinaryName = \"{}/warren-runc\"", bin.display())),
+                "{text}"
+            );
+        },
+    );
+    assert_eq!(
+        std::fs::read_to_string(&restarts).unwrap().lines().count(),
+        1,
+        "the installer should restart containerd once"
     );
 
     // The pause and workload images, built from the busybox rootfs and

@@ -37,6 +37,34 @@ pub fn create(args: liboci_cli::Create, globals: &Globals) -> Result<Container, 
     )
 }
 
+/// This thread's stay in another network namespace, left when dropped.
+struct NetnsStay {
+    back: std::fs::File,
+}
+
+impl NetnsStay {
+    fn enter(path: &Path) -> Result<NetnsStay, RuntimeError> {
+        use nix::sched::{CloneFlags, setns};
+        let own = Path::new("/proc/thread-self/ns/net");
+        let back =
+            std::fs::File::open(own).map_err(|e| RuntimeError::io("cannot open", own, e))?;
+        let target =
+            std::fs::File::open(path).map_err(|e| RuntimeError::io("cannot open", path, e))?;
+        setns(&target, CloneFlags::CLONE_NEWNET).map_err(|e| {
+            RuntimeError::io("cannot enter the network namespace", path, e.into())
+        })?;
+        Ok(NetnsStay { back })
+    }
+}
+
+impl Drop for NetnsStay {
+    fn drop(&mut self) {
+        if let Err(e) = nix::sched::setns(&self.back, nix::sched::CloneFlags::CLONE_NEWNET) {
+            tracing::warn!(error = %e, "cannot return to warren-runc's network namespace");
+        }
+    }
+}
+
 pub fn create_container(
     opts: &CreateOptions<'_>,
     globals: &Globals,
@@ -50,8 +78,25 @@ pub fn create_container(
         .map_err(|e| RuntimeError::io("cannot create state root", &globals.root, e))?;
     let prepared_dir = syscont::prepare(globals, opts.id, &bundle)?;
     let syscont = crate::spec::is_syscont(&bundle.spec);
+    let prepared = match crate::prepared::load(&globals.root, opts.id) {
+        Ok(spec) => spec,
+        Err(err) => {
+            remove_leftover(globals, opts.id, &dir);
+            return Err(err);
+        }
+    };
+    // A pod's network namespace owned by the host: entered here, inherited
+    // by the container (see spec::move_host_netns).
+    let netns = match crate::spec::host_netns(&prepared).map(|p| NetnsStay::enter(&p)) {
+        Some(Err(err)) => {
+            remove_leftover(globals, opts.id, &dir);
+            return Err(err);
+        }
+        Some(Ok(stay)) => Some(stay),
+        None => None,
+    };
     let named_systemd = if syscont && !globals.systemd_cgroup {
-        let entered = crate::prepared::cgroups_path(&globals.root, opts.id)
+        let entered = crate::prepared::cgroups_path(&globals.root, opts.id, &prepared)
             .and_then(|rel| crate::cgroups::NamedSystemd::enter(&rel));
         match entered {
             Ok(n) => n,
@@ -80,6 +125,7 @@ pub fn create_container(
 
     let leftover_systemd = named_systemd.as_ref().map(|n| n.dir().to_path_buf());
     drop(named_systemd);
+    drop(netns);
     let remove_leftover = |globals: &Globals, id: &str, dir: &Path| {
         remove_leftover(globals, id, dir);
         if let Some(d) = &leftover_systemd {

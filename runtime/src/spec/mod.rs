@@ -27,6 +27,10 @@ pub const CGROUP_PARENT: &str = "/warren";
 
 pub const ANNOTATION_SYSCONT: &str = "io.warren.syscont";
 pub const ANNOTATION_HONOR_CAPS: &str = "io.warren.honor-caps";
+/// Set by warren in a prepared spec: the network namespace warren-runc
+/// enters before libcontainer starts the container (see
+/// [`move_host_netns`]).
+pub const ANNOTATION_HOST_NETNS: &str = "io.warren.host-netns";
 
 /// What warren puts in `listenerMetadata`: the protocol version.
 pub const LISTENER_METADATA: &str = "warren/v1";
@@ -194,6 +198,70 @@ pub fn join_user_namespace(
     spec.set_linux(Some(linux));
 }
 
+/// A network namespace given by path and owned by the host's user
+/// namespace (one a CRI runtime made for a pod and wired with CNI) cannot
+/// be joined once the container is in a user namespace of its own, and
+/// libcontainer joins it only after that. So warren-runc enters it itself
+/// before it starts the container, which then inherits it: the entry leaves
+/// the spec and its path goes in an annotation. The container's root has
+/// no privilege over it, as with a runtime that joins it first.
+pub fn move_host_netns(spec: &mut Spec, owned_by_host: impl Fn(&Path) -> bool) {
+    let Some(linux) = spec.linux_mut() else {
+        return;
+    };
+    let Some(namespaces) = linux.namespaces_mut() else {
+        return;
+    };
+    let Some(i) = namespaces.iter().position(|n| {
+        n.typ() == LinuxNamespaceType::Network && n.path().as_deref().is_some_and(&owned_by_host)
+    }) else {
+        return;
+    };
+    let ns = namespaces.remove(i);
+    let mut annotations = spec.annotations().clone().unwrap_or_default();
+    if let Some(path) = ns.path() {
+        annotations.insert(ANNOTATION_HOST_NETNS.to_owned(), path.display().to_string());
+    }
+    spec.set_annotations(Some(annotations));
+}
+
+/// The network namespace warren-runc enters for a prepared spec.
+pub fn host_netns(spec: &Spec) -> Option<PathBuf> {
+    annotation(spec, ANNOTATION_HOST_NETNS).map(PathBuf::from)
+}
+
+/// `net.ipv4.ping_group_range` names gids as the container sees them, and
+/// the kernel refuses a range that reaches past the container's gid map.
+/// containerd asks for `0 2147483647` (every gid) for a pod sandbox in the
+/// host's user namespace; in a system container that means every gid the
+/// container has, so the upper bound is cut to the top of its map.
+fn clamp_ping_group_range(linux: &mut oci_spec::runtime::Linux) {
+    const KEY: &str = "net.ipv4.ping_group_range";
+    let top = linux
+        .gid_mappings()
+        .as_ref()
+        .and_then(|maps| {
+            maps.iter()
+                .map(|m| u64::from(m.container_id()) + u64::from(m.size()))
+                .max()
+        })
+        .map(|end| end.saturating_sub(1));
+    let Some(top) = top else { return };
+    let Some(sysctl) = linux.sysctl_mut() else {
+        return;
+    };
+    let Some(value) = sysctl.get(KEY) else { return };
+    let parts: Vec<u64> = value
+        .split_whitespace()
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    if let [low, high] = parts[..] {
+        if high > top && low <= top {
+            sysctl.insert(KEY.to_owned(), format!("{low} {top}"));
+        }
+    }
+}
+
 /// Produces the spec to run.
 pub fn rewrite(mut spec: Spec, target: &Target<'_>) -> Result<Spec, SpecError> {
     let mut root = spec.root().clone().unwrap_or_default();
@@ -244,6 +312,7 @@ pub fn rewrite(mut spec: Spec, target: &Target<'_>) -> Result<Spec, SpecError> {
         linux.set_uid_mappings(Some(uids));
         linux.set_gid_mappings(Some(gids));
     }
+    clamp_ping_group_range(linux);
 
     if let Some(process) = spec.process_mut() {
         if !honor_caps {

@@ -354,3 +354,54 @@ fn idmapped_mounts_are_found_and_repointed() {
     assert!(s.mounts().as_ref().unwrap()[n + 1].uid_mappings().is_none());
     assert!(idmapped_mounts(&s).is_empty());
 }
+
+#[test]
+fn ping_group_range_is_cut_to_the_gid_map() {
+    let mut spec = base();
+    let mut linux = spec.linux().clone().unwrap_or_default();
+    let mut sysctl = std::collections::HashMap::new();
+    sysctl.insert(
+        "net.ipv4.ping_group_range".to_owned(),
+        "0 2147483647".to_owned(),
+    );
+    linux.set_sysctl(Some(sysctl));
+    spec.set_linux(Some(linux));
+    let caps = caps();
+    let out = rewrite(spec, &target(&caps)).unwrap();
+    let got = out.linux().as_ref().unwrap().sysctl().as_ref().unwrap()["net.ipv4.ping_group_range"]
+        .clone();
+    assert_eq!(got, "0 65535");
+}
+
+#[test]
+fn pod_containers_name_their_sandbox() {
+    let sandbox = with_annotation(base(), "io.kubernetes.cri.container-type", "sandbox");
+    assert_eq!(pod_sandbox(&sandbox), None);
+    let c = with_annotation(base(), "io.kubernetes.cri.container-type", "container");
+    let c = with_annotation(c, "io.kubernetes.cri.sandbox-id", "abc");
+    assert_eq!(pod_sandbox(&c), Some("abc"));
+    let crio = with_annotation(base(), "io.kubernetes.cri-o.ContainerType", "container");
+    let crio = with_annotation(crio, "io.kubernetes.cri-o.SandboxID", "def");
+    assert_eq!(pod_sandbox(&crio), Some("def"));
+}
+
+#[test]
+fn a_host_owned_netns_moves_out_of_the_spec() {
+    let mut spec = base();
+    let mut linux = spec.linux().clone().unwrap_or_default();
+    let mut net = oci_spec::runtime::LinuxNamespace::default();
+    net.set_typ(LinuxNamespaceType::Network);
+    net.set_path(Some("/var/run/netns/cni-1".into()));
+    linux.set_namespaces(Some(vec![net]));
+    spec.set_linux(Some(linux));
+    let mut kept = spec.clone();
+    move_host_netns(&mut kept, |_| false);
+    assert_eq!(namespaces(&kept), vec![LinuxNamespaceType::Network]);
+    assert_eq!(host_netns(&kept), None);
+    move_host_netns(&mut spec, |p| p == Path::new("/var/run/netns/cni-1"));
+    assert!(namespaces(&spec).is_empty());
+    assert_eq!(
+        host_netns(&spec),
+        Some(PathBuf::from("/var/run/netns/cni-1"))
+    );
+}
