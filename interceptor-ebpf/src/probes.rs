@@ -15,8 +15,7 @@ use core::intrinsics::{AtomicOrdering, atomic_xadd};
 use aya_ebpf::EbpfContext;
 use aya_ebpf::helpers::{
     bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_get_current_task,
-    bpf_get_current_task_btf,
-    bpf_ktime_get_ns, bpf_probe_read_kernel, bpf_task_pt_regs,
+    bpf_get_current_task_btf, bpf_ktime_get_ns, bpf_probe_read_kernel, bpf_task_pt_regs,
 };
 use aya_ebpf::macros::{map, raw_tracepoint};
 use aya_ebpf::maps::{Array, HashMap, LruHashMap, PerCpuHashMap};

@@ -37,15 +37,34 @@ impl LogFormat {
 pub struct RecordLayer {
     out: Mutex<File>,
     format: LogFormat,
+    path: std::path::PathBuf,
+    /// The file's length when this run opened it: its records come after.
+    start: u64,
 }
 
 impl RecordLayer {
     pub fn open(path: &Path, format: LogFormat) -> std::io::Result<Self> {
         let out = OpenOptions::new().create(true).append(true).open(path)?;
+        let start = out.metadata()?.len();
         Ok(RecordLayer {
             out: Mutex::new(out),
             format,
+            path: path.to_path_buf(),
+            start,
         })
+    }
+
+    /// The first error recorded in this run, by this process or by the
+    /// container's init (which inherits the file): the init's own failure
+    /// reaches the runtime only as a broken handshake, so its record is the
+    /// one that says what went wrong.
+    pub fn first_error(&self) -> Option<String> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut f = File::open(&self.path).ok()?;
+        f.seek(SeekFrom::Start(self.start)).ok()?;
+        let mut text = String::new();
+        f.take(1 << 20).read_to_string(&mut text).ok()?;
+        text.lines().find_map(|l| error_msg(self.format, l))
     }
 
     /// Writes a record directly, without going through a subscriber. The
@@ -55,6 +74,29 @@ impl RecordLayer {
         if let Ok(mut out) = self.out.lock() {
             // A log that cannot be written has nowhere else to be reported.
             let _ = out.write_all(line.as_bytes());
+        }
+    }
+}
+
+/// The message of an error record, in either format.
+fn error_msg(format: LogFormat, line: &str) -> Option<String> {
+    match format {
+        LogFormat::Json => {
+            let v: serde_json::Value = serde_json::from_str(line).ok()?;
+            (v["level"] == "error").then(|| v["msg"].as_str().map(str::to_owned))?
+        }
+        LogFormat::Text => {
+            let rest = line.split_once(" level=error msg=\"")?.1;
+            let mut out = String::new();
+            let mut chars = rest.chars();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => out.extend(chars.next()),
+                    '"' => return Some(out),
+                    c => out.push(c),
+                }
+            }
+            None
         }
     }
 }
@@ -182,6 +224,20 @@ mod tests {
             line,
             "time=\"2026-01-01T00:00:00Z\" level=warning msg=\"a \\\"b\\\"\"\n"
         );
+    }
+
+    #[test]
+    fn error_messages_are_read_back_in_both_formats() {
+        let now = "2026-01-01T00:00:00Z";
+        for format in [LogFormat::Json, LogFormat::Text] {
+            let warn = render(format, Level::WARN, "w", &[], now);
+            let err = render(format, Level::ERROR, "bad \"sysctl\"", &[], now);
+            assert_eq!(error_msg(format, warn.trim()), None);
+            assert_eq!(
+                error_msg(format, err.trim()).as_deref(),
+                Some("bad \"sysctl\"")
+            );
+        }
     }
 
     #[test]

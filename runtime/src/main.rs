@@ -92,7 +92,14 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(255)),
         Err(err) => {
-            let line = one_line(&err);
+            let mut line = one_line(&err);
+            // libcontainer reports a container init that failed by the step
+            // of its own that broke; the init's record says why.
+            if let (RuntimeError::Libcontainer(_), Some(file)) = (&err, &logs.file) {
+                if let Some(first) = file.first_error().filter(|f| !line.contains(f.as_str())) {
+                    line = format!("{line} (container init: {first})");
+                }
+            }
             if let Some(file) = &logs.file {
                 file.write(Level::ERROR, &line, &[]);
             }

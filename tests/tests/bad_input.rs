@@ -219,3 +219,45 @@ fn delete_of_a_running_container_needs_force() {
     );
     assert_no_leftovers(&rt, &id, Some(&b));
 }
+
+#[test]
+fn a_failing_init_is_explained_by_its_own_error() {
+    // The container's init cannot set an unknown sysctl; libcontainer
+    // then reports only the handshake it broke. With a log, as shims give,
+    // the one error line carries the init's reason too.
+    let rt = Runtime::warren();
+    let b = bundle(
+        &rt.bin,
+        &bundle_dir("sysctl"),
+        &shared_busybox(),
+        &["true"],
+        |spec| {
+            spec["linux"]["sysctl"] = serde_json::json!({"net.ipv4.no_such_key": "1"});
+        },
+    );
+    let id = unique("sysctl");
+    let log = b.join("log.json");
+    let out = warren_tests::runtime::output_via_files(
+        rt.command()
+            .arg("--log")
+            .arg(&log)
+            .args(["--log-format", "json", "create", "--bundle"])
+            .arg(&b)
+            .arg(&id),
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "not one line: {err}");
+    assert!(
+        err.contains("container init:") && err.contains("procfs"),
+        "{err}"
+    );
+    let last = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .last()
+        .map(str::to_owned)
+        .unwrap_or_default();
+    assert!(last.contains("container init:"), "last record: {last}");
+    assert_no_leftovers(&rt, &id, Some(&b));
+}

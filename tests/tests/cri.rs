@@ -55,7 +55,10 @@ fn install(config: &Path, bin: &Path, restarts: &Path) -> String {
         .env("SOURCE_DIR", warren_tests::runtime::bin_dir())
         .env("BIN_DIR", bin)
         .env("CONTAINERD_CONFIG", config)
-        .env("RESTART_CMD", format!("echo restart >> {}", restarts.display()))
+        .env(
+            "RESTART_CMD",
+            format!("echo restart >> {}", restarts.display()),
+        )
         .env_remove("NODE_NAME")
         .output()
         .expect("run install.sh");
@@ -380,7 +383,10 @@ fn cri_pods_with_and_without_host_users_run_as_system_containers() {
         |toml| {
             install(toml, &bin, &restarts);
             let second = install(toml, &bin, &restarts);
-            assert!(second.contains("already has the warren runtime"), "{second}");
+            assert!(
+                second.contains("already has the warren runtime"),
+                "{second}"
+            );
             let text = std::fs::read_to_string(toml).unwrap();
             assert_eq!(text.matches("runtimes.warren]").count(), 1, "{text}");
             assert!(

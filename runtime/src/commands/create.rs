@@ -46,13 +46,11 @@ impl NetnsStay {
     fn enter(path: &Path) -> Result<NetnsStay, RuntimeError> {
         use nix::sched::{CloneFlags, setns};
         let own = Path::new("/proc/thread-self/ns/net");
-        let back =
-            std::fs::File::open(own).map_err(|e| RuntimeError::io("cannot open", own, e))?;
+        let back = std::fs::File::open(own).map_err(|e| RuntimeError::io("cannot open", own, e))?;
         let target =
             std::fs::File::open(path).map_err(|e| RuntimeError::io("cannot open", path, e))?;
-        setns(&target, CloneFlags::CLONE_NEWNET).map_err(|e| {
-            RuntimeError::io("cannot enter the network namespace", path, e.into())
-        })?;
+        setns(&target, CloneFlags::CLONE_NEWNET)
+            .map_err(|e| RuntimeError::io("cannot enter the network namespace", path, e.into()))?;
         Ok(NetnsStay { back })
     }
 }
