@@ -160,16 +160,84 @@ fn pod_user_namespace(
 /// Where the chowned copy of a rootfs goes when the fallback is used. Derived
 /// from the state root and id, so that teardown finds it without a record.
 pub fn rootfs_copy_dir(settings: &Settings, root: &Path, id: &str) -> PathBuf {
+    settings.state_dir.join("rootfs").join(per_root_name(root, id))
+}
+
+/// `<hash of the state root>-<id>`: ids are unique per root only.
+fn per_root_name(root: &Path, id: &str) -> String {
     // FNV-1a: stable across builds, unlike std's hasher.
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in root.as_os_str().as_encoded_bytes() {
         h ^= u64::from(*b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
-    settings
-        .state_dir
-        .join("rootfs")
-        .join(format!("{h:016x}-{id}"))
+    format!("{h:016x}-{id}")
+}
+
+/// The inner engines' data directories: where each lives in the
+/// container, and its name under the container's data directory. An engine
+/// inside cannot keep its layers on the container's rootfs (overlay on an
+/// ID-mapped mount, or on overlay, fails), so these are plain host
+/// directories, owned by the container's root.
+pub const DATA_DIRS: &[(&str, &str)] = &[
+    ("/var/lib/docker", "docker"),
+    ("/var/lib/containerd", "containerd"),
+    ("/var/lib/kubelet", "kubelet"),
+    ("/var/lib/rancher/k3s", "k3s"),
+    ("/var/lib/buildkit", "buildkit"),
+];
+
+/// A system container's data directory: `<state-dir>/data/<root hash>-<id>`.
+pub fn data_dir(settings: &Settings, root: &Path, id: &str) -> PathBuf {
+    settings.state_dir.join("data").join(per_root_name(root, id))
+}
+
+/// Makes the container's data directories, owned by its root, and mounts
+/// each at its place unless the spec already mounts something there.
+fn add_data_dirs(
+    spec: &mut oci_spec::runtime::Spec,
+    dir: &Path,
+    owner: (u32, u32),
+) -> Result<(), RuntimeError> {
+    let mut mounts = spec.mounts().clone().unwrap_or_default();
+    for (dest, name) in DATA_DIRS {
+        if mounts.iter().any(|m| m.destination() == Path::new(dest)) {
+            continue;
+        }
+        let host = dir.join(name);
+        mkdir(&host)?;
+        std::os::unix::fs::chown(&host, Some(owner.0), Some(owner.1))
+            .map_err(|e| RuntimeError::io("cannot chown", &host, e))?;
+        mounts.push(
+            oci_spec::runtime::MountBuilder::default()
+                .destination(*dest)
+                .typ("bind")
+                .source(&host)
+                .options(vec!["rbind".to_owned(), "rw".to_owned()])
+                .build()
+                .map_err(|e| RuntimeError::ConfigInvalid {
+                    path: host.clone(),
+                    reason: e.to_string(),
+                })?,
+        );
+    }
+    spec.set_mounts(Some(mounts));
+    Ok(())
+}
+
+/// Removes a container's data directories, unless its spec asked to keep
+/// them (`io.warren.keep-data=true`).
+fn remove_data_dirs(settings: &Settings, root: &Path, id: &str, keep: bool) {
+    let dir = data_dir(settings, root, id);
+    if keep {
+        tracing::info!(%id, dir = %dir.display(), "keeping the container's data");
+        return;
+    }
+    match std::fs::remove_dir_all(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!(%id, dir = %dir.display(), error = %e, "cannot remove the container's data"),
+    }
 }
 
 /// Unmounts everything mounted under `dir`, deepest first.
@@ -220,7 +288,9 @@ fn remove_tracking_cgroups(id: &str) {
 pub fn teardown(globals: &Globals, root: &Path, id: &str) -> Result<(), RuntimeError> {
     remove_tracking_cgroups(id);
     let dir = prepared::dir(root, id);
+    let keep = prepared::load(root, id).is_ok_and(|s| spec::keeps_data(&s));
     unmount_under(&dir)?;
+    remove_data_dirs(&globals.settings, root, id, keep);
     prepared::remove(root, id)?;
     let copy = rootfs_copy_dir(&globals.settings, root, id);
     if copy.exists() {
@@ -397,6 +467,11 @@ fn build(
     };
 
     let mut spec = bundle.spec.clone();
+    let owner = (
+        idmap::to_host(0, &uids).unwrap_or(0),
+        idmap::to_host(0, &gids).unwrap_or(0),
+    );
+    add_data_dirs(&mut spec, &data_dir(&globals.settings, root, id), owner)?;
     let wanted = spec::idmapped_mounts(&spec);
     let mut staged = Vec::new();
     for m in &wanted {

@@ -6,6 +6,7 @@
 //! a test never passes without having run.
 
 pub mod containerd;
+pub mod debian;
 pub mod fixtures;
 pub mod host;
 pub mod images;

@@ -6,6 +6,7 @@ mod bench;
 mod build_ebpf;
 mod demo;
 mod deps;
+mod images;
 mod install;
 mod test;
 
@@ -26,6 +27,8 @@ enum Command {
     BuildEbpf(build_ebpf::Args),
     /// Build warren and run a busybox system container with it
     Demo(demo::Args),
+    /// Build the Debian test image (systemd, docker.io, containerd), cached by recipe
+    Images(images::Args),
     /// Build in release mode and install warren-runc and warren-interceptor
     Install(install::Args),
     /// Install what is missing, build, and run every test as root
@@ -38,6 +41,7 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(args) => bench::run_cmd(&args),
         Command::BuildEbpf(args) => build_ebpf::run_cmd(&args),
         Command::Demo(args) => demo::run(&args),
+        Command::Images(args) => images::run(&args),
         Command::Install(args) => install::run(&args),
         Command::Test(args) => test::run(&args),
     }

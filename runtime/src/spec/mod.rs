@@ -27,6 +27,8 @@ pub const CGROUP_PARENT: &str = "/warren";
 
 pub const ANNOTATION_SYSCONT: &str = "io.warren.syscont";
 pub const ANNOTATION_HONOR_CAPS: &str = "io.warren.honor-caps";
+/// `true`: the container's data directories outlive it.
+pub const ANNOTATION_KEEP_DATA: &str = "io.warren.keep-data";
 /// Set by warren in a prepared spec: the network namespace warren-runc
 /// enters before libcontainer starts the container (see
 /// [`move_host_netns`]).
@@ -65,6 +67,11 @@ fn annotation<'a>(spec: &'a Spec, key: &str) -> Option<&'a str> {
         .as_ref()
         .and_then(|a| a.get(key))
         .map(String::as_str)
+}
+
+/// Whether the container's data directories are kept after delete.
+pub fn keeps_data(spec: &Spec) -> bool {
+    annotation(spec, ANNOTATION_KEEP_DATA) == Some("true")
 }
 
 /// Whether the container is a system container (the default).
