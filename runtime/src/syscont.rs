@@ -160,7 +160,10 @@ fn pod_user_namespace(
 /// Where the chowned copy of a rootfs goes when the fallback is used. Derived
 /// from the state root and id, so that teardown finds it without a record.
 pub fn rootfs_copy_dir(settings: &Settings, root: &Path, id: &str) -> PathBuf {
-    settings.state_dir.join("rootfs").join(per_root_name(root, id))
+    settings
+        .state_dir
+        .join("rootfs")
+        .join(per_root_name(root, id))
 }
 
 /// `<hash of the state root>-<id>`: ids are unique per root only.
@@ -189,7 +192,10 @@ pub const DATA_DIRS: &[(&str, &str)] = &[
 
 /// A system container's data directory: `<state-dir>/data/<root hash>-<id>`.
 pub fn data_dir(settings: &Settings, root: &Path, id: &str) -> PathBuf {
-    settings.state_dir.join("data").join(per_root_name(root, id))
+    settings
+        .state_dir
+        .join("data")
+        .join(per_root_name(root, id))
 }
 
 /// Makes the container's data directories, owned by its root, and mounts
@@ -236,7 +242,9 @@ fn remove_data_dirs(settings: &Settings, root: &Path, id: &str, keep: bool) {
     match std::fs::remove_dir_all(&dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => tracing::warn!(%id, dir = %dir.display(), error = %e, "cannot remove the container's data"),
+        Err(e) => {
+            tracing::warn!(%id, dir = %dir.display(), error = %e, "cannot remove the container's data")
+        }
     }
 }
 

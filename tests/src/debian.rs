@@ -84,7 +84,9 @@ pub fn debian_rootfs() -> Result<PathBuf> {
         tmp.join("usr/sbin/policy-rc.d"),
         "#!/bin/sh\n# no services start while the image is built\nexit 101\n",
     )?;
-    run(Command::new("chmod").arg("0755").arg(tmp.join("usr/sbin/policy-rc.d")))?;
+    run(Command::new("chmod")
+        .arg("0755")
+        .arg(tmp.join("usr/sbin/policy-rc.d")))?;
     run(Command::new("chroot")
         .arg(&tmp)
         .args(["apt-get", "update", "-q"])
@@ -94,9 +96,7 @@ pub fn debian_rootfs() -> Result<PathBuf> {
         .args(["apt-get", "install", "-y", "-q", "--no-install-recommends"])
         .args(PACKAGES)
         .env("DEBIAN_FRONTEND", "noninteractive"))?;
-    run(Command::new("chroot")
-        .arg(&tmp)
-        .args(["sh", "-ec", FINISH]))?;
+    run(Command::new("chroot").arg(&tmp).args(["sh", "-ec", FINISH]))?;
     std::fs::rename(&tmp, &rootfs).context("move the finished rootfs in place")?;
     std::fs::write(dir.join(".complete"), recipe_hash())?;
     Ok(rootfs)

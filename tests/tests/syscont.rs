@@ -625,3 +625,63 @@ fn engines_inside_make_their_own_cgroups_below_warrens() {
         "cgroups left behind"
     );
 }
+
+/// The container's data directories on the host, under the private
+/// state dir.
+fn data_dirs(rt: &Runtime, id: &str) -> Vec<PathBuf> {
+    let data = rt.node_dir().join("state/data");
+    std::fs::read_dir(&data)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(&format!("-{id}")))
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn inner_engines_keep_their_data_in_host_directories_of_the_container() {
+    let rt = Runtime::warren_private("");
+    let id = running(&rt, "data", &shared_busybox(), |_| {});
+    let _g = rt.cleanup(&id);
+    let script = "set -e; for d in /var/lib/docker /var/lib/containerd /var/lib/kubelet \
+        /var/lib/rancher/k3s /var/lib/buildkit; do \
+        echo $d $(stat -c %u:%g $d); touch $d/written; done; \
+        grep -E ' /var/lib/docker ' /proc/self/mountinfo | grep -v overlay >/dev/null && echo not-overlay";
+    let out = rt.run(&["exec", &id, "sh", "-c", script]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    for d in ["docker", "containerd", "kubelet", "rancher/k3s", "buildkit"] {
+        assert!(text.contains(&format!("/var/lib/{d} 0:0")), "{text}");
+    }
+    assert!(text.contains("not-overlay"), "{text}");
+    // On the host: one directory per container, owned by its range's root.
+    let state = rt.state(&id);
+    let host_root = host_uid_of(state["pid"].as_i64().expect("pid"));
+    let dirs = data_dirs(&rt, &id);
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    let docker = dirs[0].join("docker");
+    assert_eq!(
+        u64::from(std::fs::metadata(&docker).unwrap().uid()),
+        host_root
+    );
+    assert_eq!(
+        u64::from(std::fs::metadata(docker.join("written")).unwrap().uid()),
+        host_root
+    );
+    rt.ok(&["delete", "--force", &id]);
+    assert!(data_dirs(&rt, &id).is_empty(), "data left after delete");
+
+    // With io.warren.keep-data=true the data outlives the container.
+    let id = running(&rt, "keep", &shared_busybox(), |spec| {
+        spec["annotations"] = serde_json::json!({"io.warren.keep-data": "true"});
+    });
+    let _g = rt.cleanup(&id);
+    rt.ok(&["exec", &id, "touch", "/var/lib/docker/kept"]);
+    rt.ok(&["delete", "--force", &id]);
+    let dirs = data_dirs(&rt, &id);
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    assert!(dirs[0].join("docker/kept").exists());
+    std::fs::remove_dir_all(&dirs[0]).unwrap();
+}
