@@ -91,7 +91,16 @@ impl Caller {
 
     /// Resolves the path given to [`Caller::open`] inside the caller's
     /// root (absolute) or beneath its cwd (relative).
+    ///
+    /// `/proc/self/fd/N` (or `/proc/thread-self/fd/N`) names a file the
+    /// caller holds open: systemd mounts onto O_PATH fds that way. Resolved
+    /// in the caller's root it would mean the interceptor's own fd, so it
+    /// is taken from the caller's fd table instead: the very object the
+    /// caller holds, which gives it nothing it does not have.
     pub fn resolve(&self, path: &str) -> std::io::Result<OwnedFd> {
+        if let Some(n) = own_fd(path) {
+            return sys::open_path(&format!("/proc/{}/fd/{n}", self.pid), libc::O_PATH);
+        }
         sys::open_in_root(self.base.as_fd(), path)
     }
 
@@ -99,6 +108,17 @@ impl Caller {
     pub fn is_admin(&self) -> bool {
         sys::effective_caps(self.pid).is_ok_and(|caps| caps & (1 << CAP_SYS_ADMIN) != 0)
     }
+}
+
+/// N, for a path that names the caller's own fd N through its /proc.
+fn own_fd(path: &str) -> Option<u32> {
+    let n = path
+        .strip_prefix("/proc/self/fd/")
+        .or_else(|| path.strip_prefix("/proc/thread-self/fd/"))?;
+    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    n.parse().ok()
 }
 
 /// Runs `f` inside the caller's mount namespace and returns home after.
@@ -122,7 +142,7 @@ fn in_mount_ns<T>(
 pub fn unmount(
     home: &Home,
     caller: &Caller,
-    target: BorrowedFd<'_>,
+    target: OwnedFd,
     flags: u64,
     detach: bool,
 ) -> std::io::Result<()> {
@@ -263,4 +283,19 @@ pub fn mount_pseudo(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::own_fd;
+
+    #[test]
+    fn only_plain_fd_paths_name_the_callers_fds() {
+        assert_eq!(own_fd("/proc/self/fd/3"), Some(3));
+        assert_eq!(own_fd("/proc/thread-self/fd/12"), Some(12));
+        assert_eq!(own_fd("/proc/self/fd/3/x"), None);
+        assert_eq!(own_fd("/proc/self/fd/"), None);
+        assert_eq!(own_fd("/proc/1/fd/3"), None);
+        assert_eq!(own_fd("/proc/self/fd/+3"), None);
+    }
 }

@@ -24,6 +24,7 @@ pub struct Container {
     initial: Known,
     initial_ro: Known,
     initial_masks: Known,
+    root: Known,
     pub added: Mutex<Added>,
     /// The container's user namespace, held from registration.
     userns: Option<std::os::fd::OwnedFd>,
@@ -71,7 +72,11 @@ impl Container {
         let mut initial = Known::default();
         let mut initial_ro = Known::default();
         let mut initial_masks = Known::default();
+        let mut root = Known::default();
         for m in table {
+            if m.mount_point == "/" {
+                root.insert(m.id, m.identity());
+            }
             initial.insert(m.id, m.identity());
             if m.read_only {
                 initial_ro.insert(m.id, m.identity());
@@ -89,6 +94,7 @@ impl Container {
             initial,
             initial_ro,
             initial_masks,
+            root,
             added: Mutex::new(Added::default()),
             userns: None,
             helper: Mutex::new(None),
@@ -135,6 +141,7 @@ impl Container {
             initial_ro: self.initial_ro.clone(),
             masks,
             emulated: added.emulated.clone(),
+            root: self.root.clone(),
             same_ns: caller_mnt_ns == self.mnt_ns,
             caller_admin,
         }

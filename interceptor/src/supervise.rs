@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use crate::act::{self, Caller, Home};
 use crate::container::Container;
-use crate::handlers::mount::{Action, Call, Target, decide};
+use crate::handlers::mount::{Action, Call, Source, Target, decide};
 use crate::memory::{self, DATA_MAX, PATH_MAX};
 use crate::metrics::Metrics;
 use crate::mounts;
@@ -51,7 +51,34 @@ fn copy_call(n: &Notif) -> Result<(&'static str, Call), i32> {
     }
 }
 
-fn target_of(caller: &Caller, path: &str) -> Option<(OwnedFd, Target)> {
+/// The mount a bind's or a move's source path is on, in the caller's table.
+fn source_of(caller: &Caller, call: &Call, table: &[mounts::MountEntry]) -> Option<Source> {
+    use crate::handlers::mount::{MS_BIND, MS_MOVE};
+    let Call::Mount {
+        source: Some(source),
+        flags,
+        ..
+    } = call
+    else {
+        return None;
+    };
+    if flags & (MS_BIND | MS_MOVE) == 0 || source.is_empty() {
+        return None;
+    }
+    let (id, is_root) = caller
+        .resolve(source)
+        .and_then(|fd| sys::mount_of(fd.as_fd()))
+        .ok()?;
+    let entry = table.iter().find(|m| m.id == id)?;
+    Some(Source {
+        id,
+        identity: entry.identity(),
+        is_mount_root: is_root,
+        pseudo: entry.fstype == "proc" || entry.fstype == "sysfs",
+    })
+}
+
+fn target_of(caller: &Caller, path: &str, call: &Call) -> Option<(OwnedFd, Target)> {
     let fd = caller
         .resolve(path)
         .map_err(|e| tracing::debug!(path, error = %e, "target does not resolve"))
@@ -74,6 +101,7 @@ fn target_of(caller: &Caller, path: &str) -> Option<(OwnedFd, Target)> {
             id,
             identity: entry.identity(),
             is_mount_root: is_root,
+            source: source_of(caller, call, &table),
         },
     ))
 }
@@ -91,8 +119,6 @@ fn handle(
         Ok(c) => c,
         Err(errno) => return Some(("other", "error", Response::Errno(errno))),
     };
-    // 2. Pin the caller.
-    let _pin = sys::pidfd_open(n.pid as i32).ok()?;
     let path = match &call {
         Call::Mount { target, .. } | Call::Umount { target, .. } => target.clone(),
     };
@@ -108,11 +134,16 @@ fn handle(
             )
         })
     };
+    // 2. Pin the caller: the calling thread, or its process.
+    let _pin = match sys::pidfd_open_task(n.pid as i32) {
+        Ok(p) => p,
+        Err(e) => return failed(e),
+    };
     let mut caller = match Caller::open(n.pid as i32, &path) {
         Ok(c) => c,
         Err(e) => return failed(e),
     };
-    let target = target_of(&caller, &path);
+    let target = target_of(&caller, &path, &call);
     // 3. Decide. Without a target every decision is made on the call
     // alone: the caller's capabilities, its namespace and the container's
     // mounts are not read.
@@ -136,11 +167,11 @@ fn handle(
         }
     }
     // 5. Act.
-    let result = match (&action, &call, &target) {
+    let result = match (&action, &call, target) {
         (Action::Continue, ..) => return Some((syscall, "continued", Response::Continue)),
         (Action::Deny(e), ..) => return Some((syscall, "denied", Response::Errno(*e))),
         (Action::Unmount { detach }, Call::Umount { flags, .. }, Some((tfd, _))) => {
-            act::unmount(home, &caller, tfd.as_fd(), *flags, *detach)
+            act::unmount(home, &caller, tfd, *flags, *detach)
         }
         (Action::BindRemount, Call::Mount { flags, data, .. }, Some((tfd, _))) => {
             act::bind_remount(home, &caller, tfd.as_fd(), *flags, data.as_deref())

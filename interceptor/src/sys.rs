@@ -2,7 +2,8 @@
 //! unsafe code of the acting path lives here.
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 fn last() -> std::io::Error {
     std::io::Error::last_os_error()
@@ -137,9 +138,30 @@ fn fd_path(fd: BorrowedFd<'_>, owner: FdOwner) -> std::io::Result<CString> {
 }
 
 /// umount2 of the mount at `target`. The working directory must be the
-/// host's /proc (see [`fd_path`]).
-pub fn umount_fd(target: BorrowedFd<'_>, flags: libc::c_int) -> std::io::Result<()> {
-    let p = fd_path(target, FdOwner::Thread)?;
+/// host's /proc (see [`fd_path`]), and the root the mount namespace's.
+///
+/// A lazy unmount goes through the fd. A plain one cannot: the fd holds a
+/// reference to the mount, and the kernel refuses to unmount a mount with
+/// references beyond the caller's lookup (EBUSY). So the fd gives the
+/// mount's path, is closed, and the path is unmounted, not following a
+/// final symlink. What could take the mount's place in between is no
+/// protected mount: the interceptor refuses to move those, and handles a
+/// container's unmounts one at a time.
+pub fn umount_fd(target: OwnedFd, flags: libc::c_int) -> std::io::Result<()> {
+    let p = fd_path(target.as_fd(), FdOwner::Thread)?;
+    let p = if flags & libc::MNT_DETACH != 0 {
+        p
+    } else {
+        let path = std::fs::read_link(std::ffi::OsStr::from_bytes(p.as_bytes()))?;
+        drop(target);
+        CString::new(path.into_os_string().into_vec())
+            .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?
+    };
+    let flags = if flags & libc::MNT_DETACH != 0 {
+        flags
+    } else {
+        flags | libc::UMOUNT_NOFOLLOW
+    };
     // SAFETY: p outlives the call.
     if unsafe { libc::umount2(p.as_ptr(), flags) } < 0 {
         Err(last())
@@ -317,6 +339,30 @@ pub fn move_mount(
 pub fn pidfd_open(pid: i32) -> std::io::Result<OwnedFd> {
     // SAFETY: integer arguments only.
     owned(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })
+}
+
+/// A pidfd that pins task `tid`, which may be any thread of its process (a
+/// seccomp notification names the calling thread). PIDFD_THREAD (6.9) pins
+/// the thread itself; before it, only a thread-group leader has a pidfd,
+/// so the leader, read from the thread's status, is pinned instead.
+pub fn pidfd_open_task(tid: i32) -> std::io::Result<OwnedFd> {
+    const PIDFD_THREAD: libc::c_long = libc::O_EXCL as libc::c_long;
+    // SAFETY: integer arguments only.
+    match owned(unsafe { libc::syscall(libc::SYS_pidfd_open, tid, PIDFD_THREAD) }) {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+        other => return other,
+    }
+    match pidfd_open(tid) {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+        other => return other,
+    }
+    let status = std::fs::read_to_string(format!("/proc/{tid}/status"))?;
+    let tgid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| std::io::Error::from_raw_os_error(libc::ESRCH))?;
+    pidfd_open(tgid)
 }
 
 /// Becomes uid and gid 0 of the user namespace just entered, keeping the

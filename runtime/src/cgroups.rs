@@ -166,15 +166,6 @@ pub fn delegate(pid: i32) -> Result<Vec<PathBuf>, RuntimeError> {
     Ok(dirs)
 }
 
-/// The host's v1 `name=systemd` hierarchy, when it has one.
-fn named_systemd() -> Option<PathBuf> {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    hierarchies(&mountinfo)
-        .into_iter()
-        .find(|h| h.controllers == ["name=systemd"])
-        .map(|h| h.mount_point)
-}
-
 /// Where a process sits in the v1 hierarchy of `controllers` (empty for
 /// cgroup2), from its /proc/PID/cgroup text.
 fn path_in(cgroup: &str, controllers: &str) -> Option<String> {
@@ -234,28 +225,46 @@ impl Drop for Stay {
     }
 }
 
-/// A stay of this process in the container's `name=systemd` cgroup, so
-/// that the container's init starts there and its cgroup namespace is
-/// rooted there. libcontainer manages controllers only, and would leave
-/// the container in the host's root of that hierarchy, where systemd
-/// inside could not make its own cgroups.
-pub struct NamedSystemd(Stay);
+/// The hierarchies libcontainer's v1 manager leaves alone: `name=systemd`
+/// and, on a hybrid host, cgroup2 (as `""`), with their mount points.
+fn unmanaged_hierarchies(all: &[Hierarchy]) -> Vec<(PathBuf, String)> {
+    let hybrid = all.iter().any(|h| !h.controllers.is_empty());
+    all.iter()
+        .filter_map(|h| match h.controllers.as_slice() {
+            [] if hybrid => Some((h.mount_point.clone(), String::new())),
+            [named] if named == "name=systemd" => Some((h.mount_point.clone(), named.clone())),
+            _ => None,
+        })
+        .collect()
+}
 
-impl NamedSystemd {
-    /// Joins `<name=systemd>/<rel>`; None on a host without that hierarchy.
-    pub fn enter(rel: &Path) -> Result<Option<NamedSystemd>, RuntimeError> {
-        let Some(mount) = named_systemd() else {
-            return Ok(None);
-        };
+/// The stays of this process in the container's own cgroups of the
+/// hierarchies libcontainer leaves alone, so that the container's init
+/// starts there and its cgroup namespace is rooted there. Without them the
+/// container would sit in the host's root of those hierarchies, where
+/// systemd inside could not make its own cgroups (it needs `name=systemd`,
+/// and on a hybrid host cgroup2 too). Dropping them moves this process back.
+pub struct OwnCgroups(Vec<Stay>);
+
+impl OwnCgroups {
+    /// Joins `<hierarchy>/<rel>` of each, making them.
+    pub fn enter(rel: &Path) -> Result<OwnCgroups, RuntimeError> {
         if rel.strip_prefix("/").unwrap_or(rel).as_os_str().is_empty() {
-            return Ok(None);
+            return Ok(OwnCgroups(Vec::new()));
         }
-        Stay::enter(&mount, "name=systemd", rel, true).map(|s| Some(NamedSystemd(s)))
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
+            .map_err(|e| RuntimeError::io("cannot read", Path::new("/proc/self/mountinfo"), e))?;
+        let mut stays = Vec::new();
+        for (mount, key) in unmanaged_hierarchies(&hierarchies(&mountinfo)) {
+            // An error drops the stays made so far, which moves back.
+            stays.push(Stay::enter(&mount, &key, rel, true)?);
+        }
+        Ok(OwnCgroups(stays))
     }
 
-    /// The container's directory in the hierarchy.
-    pub fn dir(&self) -> &Path {
-        &self.0.dir
+    /// The container's directories in those hierarchies.
+    pub fn dirs(&self) -> Vec<PathBuf> {
+        self.0.iter().map(|s| s.dir.clone()).collect()
     }
 }
 
@@ -273,20 +282,11 @@ impl ExecStays {
     pub fn enter_like(pid: i32) -> Result<ExecStays, RuntimeError> {
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
             .map_err(|e| RuntimeError::io("cannot read", Path::new("/proc/self/mountinfo"), e))?;
-        let all = hierarchies(&mountinfo);
-        let hybrid = all.iter().any(|h| !h.controllers.is_empty());
         let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
         let mut stays = Vec::new();
-        for h in &all {
-            let key = match h.controllers.as_slice() {
-                [] if hybrid => String::new(),
-                [named] if named == "name=systemd" => named.clone(),
-                _ => continue,
-            };
+        for (mount, key) in unmanaged_hierarchies(&hierarchies(&mountinfo)) {
             match path_in(&cgroup, &key) {
-                Some(p) if p != "/" => {
-                    stays.push(Stay::enter(&h.mount_point, &key, Path::new(&p), false)?)
-                }
+                Some(p) if p != "/" => stays.push(Stay::enter(&mount, &key, Path::new(&p), false)?),
                 _ => {}
             }
         }
@@ -294,13 +294,17 @@ impl ExecStays {
     }
 }
 
-/// Removes a container's `name=systemd` cgroup and what it made below it.
-pub fn remove_named_systemd(rel: &Path) {
+/// Removes a container's cgroups in the hierarchies libcontainer leaves
+/// alone, and what it made below them.
+pub fn remove_own_cgroups(rel: &Path) {
     let rel = rel.strip_prefix("/").unwrap_or(rel);
     if rel.as_os_str().is_empty() {
         return;
     }
-    if let Some(mount) = named_systemd() {
+    let Ok(mountinfo) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    for (mount, _) in unmanaged_hierarchies(&hierarchies(&mountinfo)) {
         let dir = mount.join(rel);
         if dir.exists() {
             remove_tree(&dir);

@@ -231,6 +231,41 @@ fn add_data_dirs(
     Ok(())
 }
 
+/// Gives the container its own copy of each emulated /proc/sys key (see
+/// spec::procsys): a file under the prepared bundle holding the host's
+/// value, owned by the container's root and bound over the key.
+fn add_emulated_sysctls(
+    spec: &mut oci_spec::runtime::Spec,
+    dir: &Path,
+    owner: (u32, u32),
+) -> Result<(), RuntimeError> {
+    let mut mounts = spec.mounts().clone().unwrap_or_default();
+    for key in spec::procsys::emulated_keys() {
+        let host = Path::new("/proc/sys").join(key);
+        let Ok(value) = std::fs::read_to_string(&host) else {
+            continue; // not on this kernel
+        };
+        let copy = dir.join(key.replace('/', "."));
+        std::fs::write(&copy, value).map_err(|e| RuntimeError::io("cannot write", &copy, e))?;
+        std::os::unix::fs::chown(&copy, Some(owner.0), Some(owner.1))
+            .map_err(|e| RuntimeError::io("cannot chown", &copy, e))?;
+        mounts.push(
+            oci_spec::runtime::MountBuilder::default()
+                .destination(&host)
+                .typ("bind")
+                .source(&copy)
+                .options(vec!["bind".to_owned(), "rw".to_owned()])
+                .build()
+                .map_err(|e| RuntimeError::ConfigInvalid {
+                    path: copy.clone(),
+                    reason: e.to_string(),
+                })?,
+        );
+    }
+    spec.set_mounts(Some(mounts));
+    Ok(())
+}
+
 /// Removes a container's data directories, unless its spec asked to keep
 /// them (`io.warren.keep-data=true`).
 fn remove_data_dirs(settings: &Settings, root: &Path, id: &str, keep: bool) {
@@ -430,14 +465,20 @@ fn build(
     // A client that maps the rootfs itself (containerd 2 does for pods with
     // hostUsers: false, through ID-mapped lower layers it unmounts again)
     // hands over a rootfs whose root already belongs to the range's root:
-    // it is used as it is.
+    // it is used as it is. An overlay whose lower layers are all still there
+    // is ID-mapped layer by layer, whoever owns its upper layer.
+    let layers = idmap::overlay_at(&bundle.rootfs);
     let premapped = {
         use std::os::unix::fs::MetadataExt;
         let root_uid = idmap::to_host(0, &uids);
-        std::fs::metadata(&bundle.rootfs)
-            .is_ok_and(|m| root_uid.is_some_and(|u| u != 0 && m.uid() == u))
+        let owned = std::fs::metadata(&bundle.rootfs)
+            .is_ok_and(|m| root_uid.is_some_and(|u| u != 0 && m.uid() == u));
+        owned
+            && layers
+                .as_ref()
+                .is_none_or(|l| l.lower.iter().any(|p| !p.exists()))
     };
-    let mapped = match idmap::overlay_at(&bundle.rootfs) {
+    let mapped = match layers {
         _ if premapped => {
             tracing::debug!(%id, "the rootfs is ID-mapped already");
             idmap::bind_clone(&bundle.rootfs, &staging, None, true)
@@ -480,6 +521,9 @@ fn build(
         idmap::to_host(0, &gids).unwrap_or(0),
     );
     add_data_dirs(&mut spec, &data_dir(&globals.settings, root, id), owner)?;
+    let sysctls = dir.join("sysctl");
+    mkdir(&sysctls)?;
+    add_emulated_sysctls(&mut spec, &sysctls, owner)?;
     let wanted = spec::idmapped_mounts(&spec);
     let mut staged = Vec::new();
     for m in &wanted {

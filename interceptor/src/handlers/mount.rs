@@ -62,6 +62,19 @@ pub struct Target {
     pub identity: (String, String),
     /// Whether the path is that mount's root (a mount point).
     pub is_mount_root: bool,
+    /// For a bind or a move: the mount its source is on.
+    pub source: Option<Source>,
+}
+
+/// The mount a bind's or a move's source path is on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    pub id: u64,
+    pub identity: (String, String),
+    /// The path is that mount's root.
+    pub is_mount_root: bool,
+    /// The mount is a proc or sysfs, which carry masks.
+    pub pseudo: bool,
 }
 
 /// A set of mounts, by id (exact, in the namespace they were seen in) and
@@ -91,6 +104,8 @@ pub struct Facts {
     pub masks: Known,
     /// Emulated proc and sysfs mounts.
     pub emulated: Known,
+    /// The container's root mount.
+    pub root: Known,
     /// Whether the caller is in the container's first mount namespace,
     /// where mount ids say exactly which mount is which. Elsewhere the
     /// mounts are copies, known by identity.
@@ -119,7 +134,13 @@ pub fn decide(call: &Call, target: Option<&Target>, facts: &Facts) -> Action {
             if !t.is_mount_root {
                 return Action::Deny(libc::EINVAL);
             }
-            if facts.is_protected(t) {
+            // An engine inside (runc, systemd) that pivots into a new root
+            // in a mount namespace of its own then detaches the old root: a
+            // copy of the container's root with every mount on it, masks
+            // and all. Detached together they reveal nothing, so this one
+            // is allowed; unmounting a mask or proc alone is not.
+            let old_root = !facts.same_ns && flags & MNT_DETACH != 0 && facts.has(&facts.root, t);
+            if facts.is_protected(t) && !old_root {
                 return Action::Deny(libc::EPERM);
             }
             if !facts.caller_admin {
@@ -155,14 +176,37 @@ pub fn decide(call: &Call, target: Option<&Target>, facts: &Facts) -> Action {
                     Action::Deny(libc::EPERM)
                 };
             }
-            if flags & (MS_MOVE | MS_PROPAGATION) != 0 && flags & MS_BIND == 0 {
+            if flags & MS_MOVE != 0 && flags & MS_BIND == 0 {
+                // Moving a mask, or a read-only path, off what it covers
+                // would uncover it.
+                let src = target.and_then(|t| t.source.as_ref());
+                let src_target = src.map(|s| Target {
+                    id: s.id,
+                    identity: s.identity.clone(),
+                    is_mount_root: s.is_mount_root,
+                    source: None,
+                });
+                if let Some(st) = &src_target {
+                    let root = facts.has(&facts.root, st);
+                    if facts.has(&facts.masks, st) || (facts.has(&facts.initial_ro, st) && !root) {
+                        return Action::Deny(libc::EPERM);
+                    }
+                }
                 return Action::Continue;
             }
-            // A bind or a new superblock over a mask would hide it.
-            if let Some(t) = target {
-                if t.is_mount_root && facts.has(&facts.masks, t) {
-                    return Action::Deny(libc::EPERM);
-                }
+            if flags & MS_PROPAGATION != 0 && flags & MS_BIND == 0 {
+                return Action::Continue;
+            }
+            // Mounting over a mask hides the mask under something else and
+            // reveals nothing; runtimes inside mask paths that way. What
+            // would reveal a mask's secret is a copy of the proc or sysfs
+            // mount without the masks on it.
+            let recursive = flags & (1 << 14) != 0;
+            let from_pseudo = target
+                .and_then(|t| t.source.as_ref())
+                .is_some_and(|s| s.pseudo);
+            if flags & MS_BIND != 0 && !recursive && from_pseudo {
+                return Action::Deny(libc::EPERM);
             }
             if flags & MS_BIND != 0 {
                 return Action::Continue;
@@ -213,6 +257,7 @@ mod tests {
             initial_ro: known(&[(1, "8:1", "/rootfs"), (4, "0:60", "/")]),
             masks: known(&[(3, "0:5", "/null")]),
             emulated: known(&[(9, "0:99", "/")]),
+            root: known(&[(1, "8:1", "/rootfs")]),
             same_ns: true,
             caller_admin: true,
         }
@@ -223,7 +268,17 @@ mod tests {
             id: mid,
             identity: id(dev, root),
             is_mount_root: is_root,
+            source: None,
         }
+    }
+
+    fn from(mid: u64, dev: &str, root: &str, pseudo: bool) -> Option<Source> {
+        Some(Source {
+            id: mid,
+            identity: id(dev, root),
+            is_mount_root: true,
+            pseudo,
+        })
     }
 
     fn mount(fstype: Option<&str>, flags: u64) -> Call {
@@ -250,7 +305,99 @@ mod tests {
             caller_admin: false,
             ..facts()
         };
+        let elsewhere = Facts {
+            same_ns: false,
+            ..facts()
+        };
         let cases: Vec<(&str, Call, Option<Target>, &Facts, Action)> = vec![
+            (
+                "a non-recursive bind out of proc",
+                mount(None, MS_BIND),
+                Some(Target {
+                    source: from(2, "0:50", "/", true),
+                    ..at(1, "8:1", "/rootfs", false)
+                }),
+                &f,
+                Action::Deny(libc::EPERM),
+            ),
+            (
+                "a recursive bind out of proc keeps its masks",
+                mount(None, MS_BIND | (1 << 14)),
+                Some(Target {
+                    source: from(2, "0:50", "/", true),
+                    ..at(1, "8:1", "/rootfs", false)
+                }),
+                &f,
+                Action::Continue,
+            ),
+            (
+                "a mask moved away",
+                mount(None, MS_MOVE),
+                Some(Target {
+                    source: from(3, "0:5", "/null", false),
+                    ..at(1, "8:1", "/rootfs", false)
+                }),
+                &f,
+                Action::Deny(libc::EPERM),
+            ),
+            (
+                "a read-only path moved away",
+                mount(None, MS_MOVE),
+                Some(Target {
+                    source: from(4, "0:60", "/", false),
+                    ..at(1, "8:1", "/rootfs", false)
+                }),
+                &f,
+                Action::Deny(libc::EPERM),
+            ),
+            (
+                "a copy of the root moved onto / (systemd's units)",
+                mount(None, MS_MOVE),
+                Some(Target {
+                    source: from(61, "8:1", "/rootfs", false),
+                    ..at(62, "8:1", "/rootfs", true)
+                }),
+                &elsewhere,
+                Action::Continue,
+            ),
+            (
+                "a tmpfs of the container's moved",
+                mount(None, MS_MOVE),
+                Some(Target {
+                    source: from(70, "0:77", "/", false),
+                    ..at(1, "8:1", "/rootfs", false)
+                }),
+                &f,
+                Action::Continue,
+            ),
+            (
+                "the old root detached after a pivot in a nested namespace",
+                umount(MNT_DETACH),
+                Some(at(51, "8:1", "/rootfs", true)),
+                &elsewhere,
+                Action::Unmount { detach: true },
+            ),
+            (
+                "the old root without MNT_DETACH",
+                umount(0),
+                Some(at(51, "8:1", "/rootfs", true)),
+                &elsewhere,
+                Action::Deny(libc::EPERM),
+            ),
+            (
+                "the container's own root, in its first namespace",
+                umount(MNT_DETACH),
+                Some(at(1, "8:1", "/rootfs", true)),
+                &f,
+                Action::Deny(libc::EPERM),
+            ),
+            (
+                "a mask's copy, detached, in a nested namespace",
+                umount(MNT_DETACH),
+                Some(at(53, "0:5", "/null", true)),
+                &elsewhere,
+                Action::Deny(libc::EPERM),
+            ),
             (
                 "new proc",
                 mount(Some("proc"), 0),
@@ -291,14 +438,14 @@ mod tests {
                 mount(Some("proc"), 0),
                 Some(at(3, "0:5", "/null", true)),
                 &f,
-                Action::Deny(libc::EPERM),
+                Action::EmulatePseudo(Pseudo::Proc),
             ),
             (
-                "bind over a mask",
+                "bind over a mask (a runtime inside masking it again)",
                 mount(None, MS_BIND),
                 Some(at(3, "0:5", "/null", true)),
                 &f,
-                Action::Deny(libc::EPERM),
+                Action::Continue,
             ),
             (
                 "bind elsewhere",

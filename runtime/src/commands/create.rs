@@ -93,11 +93,15 @@ pub fn create_container(
         Some(Ok(stay)) => Some(stay),
         None => None,
     };
-    let named_systemd = if syscont && !globals.systemd_cgroup {
-        let entered = crate::prepared::cgroups_path(&globals.root, opts.id, &prepared)
-            .and_then(|rel| crate::cgroups::NamedSystemd::enter(&rel));
+    let own_cgroups = if syscont && !globals.systemd_cgroup {
+        let entered =
+            crate::prepared::cgroups_path(&globals.root, opts.id, &prepared).and_then(|rel| {
+                crate::cgroups::OwnCgroups::enter(&rel).inspect_err(|_| {
+                    crate::cgroups::remove_own_cgroups(&rel);
+                })
+            });
         match entered {
-            Ok(n) => n,
+            Ok(n) => Some(n),
             Err(err) => {
                 remove_leftover(globals, opts.id, &dir);
                 return Err(err);
@@ -121,12 +125,12 @@ pub fn create_container(
         })
         .and_then(|b| b.build());
 
-    let leftover_systemd = named_systemd.as_ref().map(|n| n.dir().to_path_buf());
-    drop(named_systemd);
+    let leftover_cgroups = own_cgroups.as_ref().map(|n| n.dirs()).unwrap_or_default();
+    drop(own_cgroups);
     drop(netns);
     let remove_leftover = |globals: &Globals, id: &str, dir: &Path| {
         remove_leftover(globals, id, dir);
-        if let Some(d) = &leftover_systemd {
+        for d in &leftover_cgroups {
             let _ = std::fs::remove_dir(d);
         }
     };

@@ -39,7 +39,7 @@ pub fn delete(id: &str, force: bool, globals: &Globals) -> Result<(), RuntimeErr
         }
         crate::cgroups::remove_children(&config.cgroup_path);
         container.delete(force)?;
-        crate::cgroups::remove_named_systemd(&config.cgroup_path);
+        crate::cgroups::remove_own_cgroups(&config.cgroup_path);
     } else {
         container.delete(force)?;
     }

@@ -11,6 +11,7 @@
 //! tmpfs on /run and /run/lock.
 
 mod mounts;
+pub mod procsys;
 pub mod seccomp;
 
 pub use mounts::{IdmappedMount, bind_mounts, idmapped_mounts, point_mounts_at};
@@ -320,6 +321,12 @@ pub fn rewrite(mut spec: Spec, target: &Target<'_>) -> Result<Spec, SpecError> {
         linux.set_gid_mappings(Some(gids));
     }
     clamp_ping_group_range(linux);
+    if let Some(ro) = linux.readonly_paths_mut() {
+        if ro.iter().any(|p| p == "/proc/sys") {
+            ro.retain(|p| p != "/proc/sys");
+            ro.extend(procsys::read_only_paths());
+        }
+    }
 
     if let Some(process) = spec.process_mut() {
         if !honor_caps {

@@ -124,6 +124,13 @@ pub fn with_interception(
             vec![masked_eq(3, MS_BIND | MS_REMOUNT, MS_BIND)],
             None,
         ));
+        // A move could carry a mask away from what it covers.
+        rules.push(rule(
+            &["mount"],
+            "SCMP_ACT_NOTIFY",
+            vec![masked_eq(3, MS_MOVE | MS_REMOUNT | MS_BIND, MS_MOVE)],
+            None,
+        ));
     } else {
         // Under a deny-by-default profile the calls the rules above let
         // through would be denied: trap every mount and let the interceptor
@@ -196,7 +203,7 @@ mod tests {
             Some(Path::new("/run/warren/i.sock"))
         );
         let mounts = actions_for(&p, "mount");
-        assert_eq!(mounts.len(), 3);
+        assert_eq!(mounts.len(), 4);
         assert!(
             mounts
                 .iter()
