@@ -47,3 +47,14 @@ pub fn unique(prefix: &str) -> String {
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+/// The interceptor's metrics text, from `addr` (host:port).
+pub fn scrape(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(addr).expect("metrics endpoint");
+    conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("send the request");
+    let mut text = String::new();
+    conn.read_to_string(&mut text).expect("read the metrics");
+    text
+}

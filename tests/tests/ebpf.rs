@@ -6,17 +6,7 @@ use std::time::{Duration, Instant};
 
 use warren_tests::fixtures::{bundle, hostile_bin, shared_busybox};
 use warren_tests::runtime::Runtime;
-use warren_tests::{target_dir, unique};
-
-fn scrape(addr: &str) -> String {
-    use std::io::{Read, Write};
-    let mut conn = std::net::TcpStream::connect(addr).expect("metrics endpoint");
-    conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    let mut text = String::new();
-    conn.read_to_string(&mut text).unwrap();
-    text
-}
+use warren_tests::{scrape, target_dir, unique};
 
 fn syscalls(text: &str, id: &str) -> Option<u64> {
     let series = format!("warren_container_syscalls_total{{container=\"{id}\"}} ");
