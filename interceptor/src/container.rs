@@ -132,7 +132,9 @@ impl Container {
     pub fn facts(&self, caller_admin: bool, caller_mnt_ns: u64) -> Facts {
         let added = self.added.lock().unwrap_or_else(|p| p.into_inner());
         let mut masks = self.initial_masks.clone();
-        masks.ids.extend(added.masks.ids.iter().copied());
+        masks
+            .ids
+            .extend(added.masks.ids.iter().map(|(k, v)| (*k, v.clone())));
         masks
             .identities
             .extend(added.masks.identities.iter().cloned());
@@ -228,13 +230,13 @@ mod tests {
         );
         let c = Container::from_table("c", 1, vec!["/proc/kcore".into()], vec![], &table);
         let f = c.facts(true, 0);
-        assert!(f.masks.ids.contains(&3));
+        assert!(f.masks.ids.contains_key(&3));
         assert!(
             f.masks
                 .identities
                 .contains(&("0:5".to_owned(), "/null".to_owned()))
         );
-        assert!(!f.masks.ids.contains(&2));
+        assert!(!f.masks.ids.contains_key(&2));
         assert_eq!(f.initial.ids.len(), 3);
         assert!(f.same_ns);
     }

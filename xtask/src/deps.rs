@@ -34,6 +34,8 @@ pub const TEST_PACKAGES: &[&str] = &[
     "iptables",
     // Reads the probes' maps from outside the interceptor.
     "bpftool",
+    // Builds the Debian test image (cargo xtask images).
+    "debootstrap",
 ];
 
 pub fn run(args: &Args) -> Result<()> {

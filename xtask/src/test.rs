@@ -23,6 +23,9 @@ pub fn run(args: &Args) -> Result<()> {
     let probes = crate::build_ebpf::build()?;
     let bins = build_bins(false)?;
     let hostile = xtask::build_static("warren-tests", "warren-hostile", false)?;
+    // The Debian image for the nested-engine tests: built once per recipe.
+    let debian = warren_tests::debian::debian_rootfs()?;
+    eprintln!("xtask: Debian test image in {}", debian.display());
 
     let path = std::env::var("PATH").unwrap_or_default();
     let mut cmd = Command::new(cargo());

@@ -3,7 +3,7 @@
 //! Pure: the call's copied arguments and the facts about its target in,
 //! an action out.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 pub const MS_RDONLY: u64 = 0x1;
 pub const MS_REMOUNT: u64 = 0x20;
@@ -79,16 +79,25 @@ pub struct Source {
 
 /// A set of mounts, by id (exact, in the namespace they were seen in) and
 /// by identity (what copies of them in other mount namespaces share).
+///
+/// An id is kept with the identity it had: the kernel reuses the id of a
+/// mount that is gone, and a new mount with a recorded id is the recorded
+/// one only if it also shows the same filesystem.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Known {
-    pub ids: HashSet<u64>,
+    pub ids: HashMap<u64, (String, String)>,
     pub identities: HashSet<(String, String)>,
 }
 
 impl Known {
     pub fn insert(&mut self, id: u64, identity: (String, String)) {
-        self.ids.insert(id);
+        self.ids.insert(id, identity.clone());
         self.identities.insert(identity);
+    }
+
+    /// Whether mount `id` showing `identity` is one of these, by its id.
+    pub fn has_id(&self, id: u64, identity: &(String, String)) -> bool {
+        self.ids.get(&id) == Some(identity)
     }
 }
 
@@ -116,7 +125,7 @@ pub struct Facts {
 
 impl Facts {
     fn has(&self, set: &Known, t: &Target) -> bool {
-        set.ids.contains(&t.id) || (!self.same_ns && set.identities.contains(&t.identity))
+        set.has_id(t.id, &t.identity) || (!self.same_ns && set.identities.contains(&t.identity))
     }
     fn is_protected(&self, t: &Target) -> bool {
         self.has(&self.initial, t) || self.has(&self.masks, t)
@@ -198,9 +207,17 @@ pub fn decide(call: &Call, target: Option<&Target>, facts: &Facts) -> Action {
                 return Action::Continue;
             }
             // Mounting over a mask hides the mask under something else and
-            // reveals nothing; runtimes inside mask paths that way. What
-            // would reveal a mask's secret is a copy of the proc or sysfs
-            // mount without the masks on it.
+            // reveals nothing; runtimes inside mask paths that way (a bind
+            // of /dev/null, a read-only tmpfs). A new proc or sysfs there is
+            // refused all the same: no runtime needs one on a masked path.
+            // What would reveal a mask's secret is a copy of the proc or
+            // sysfs mount without the masks on it.
+            if let Some(t) = target {
+                let pseudo = matches!(fstype.as_deref(), Some("proc" | "sysfs"));
+                if pseudo && flags & MS_BIND == 0 && t.is_mount_root && facts.has(&facts.masks, t) {
+                    return Action::Deny(libc::EPERM);
+                }
+            }
             let recursive = flags & (1 << 14) != 0;
             let from_pseudo = target
                 .and_then(|t| t.source.as_ref())
@@ -310,6 +327,13 @@ mod tests {
             ..facts()
         };
         let cases: Vec<(&str, Call, Option<Target>, &Facts, Action)> = vec![
+            (
+                "a mask's id reused by a mount of another filesystem",
+                umount(0),
+                Some(at(3, "0:77", "/", true)),
+                &f,
+                Action::Unmount { detach: false },
+            ),
             (
                 "a non-recursive bind out of proc",
                 mount(None, MS_BIND),
@@ -438,7 +462,7 @@ mod tests {
                 mount(Some("proc"), 0),
                 Some(at(3, "0:5", "/null", true)),
                 &f,
-                Action::EmulatePseudo(Pseudo::Proc),
+                Action::Deny(libc::EPERM),
             ),
             (
                 "bind over a mask (a runtime inside masking it again)",

@@ -95,6 +95,22 @@ fn mount(src: &str, target: *const u8, fstype: &str, flags: libc::c_ulong) -> i3
     if rc == 0 { 0 } else { errno() }
 }
 
+/// mount(2) of an existing path (a bind or a move); 0 or the errno.
+fn mount_from(source: &str, target: &std::ffi::CStr, flags: libc::c_ulong) -> i32 {
+    let s = CString::new(source).unwrap_or_default();
+    // SAFETY: the strings outlive the call; no type or data.
+    let rc = unsafe {
+        libc::mount(
+            s.as_ptr(),
+            target.as_ptr(),
+            std::ptr::null(),
+            flags,
+            std::ptr::null(),
+        )
+    };
+    if rc == 0 { 0 } else { errno() }
+}
+
 fn umount(path: &str, flags: libc::c_int) -> i32 {
     let p = CString::new(path).unwrap_or_default();
     // SAFETY: p outlives the call.
@@ -231,6 +247,43 @@ fn main() {
             unsafe { libc::syscall(libc::SYS_exit_group, 0) };
         }
         "noop" => {}
+        // What engines inside do, each printed as `name result`:
+        // a mount and a plain umount from a thread that is not the
+        // process's first, a mount onto an O_PATH fd through
+        // /proc/self/fd, a move of a mask away, and binds out of proc.
+        "engines" => {
+            let r = std::thread::spawn(|| {
+                let m = mount("t", c"/mnt".as_ptr().cast(), "tmpfs", 0);
+                let u = umount("/mnt", 0);
+                (m, u)
+            })
+            .join()
+            .unwrap_or((-1, -1));
+            println!("thread-mount {}", name(r.0));
+            println!("thread-umount {}", name(r.1));
+            // SAFETY: a plain open of a NUL-terminated path.
+            let fd = unsafe { libc::open(c"/mnt".as_ptr(), libc::O_PATH | libc::O_DIRECTORY) };
+            let target = CString::new(format!("/proc/self/fd/{fd}")).unwrap_or_default();
+            println!(
+                "fd-mount {}",
+                name(mount("proc", target.as_ptr().cast(), "proc", 0))
+            );
+            println!("fd-umount {}", name(umount("/mnt", libc::MNT_DETACH)));
+            let _ = std::fs::File::create("/tmp/moved");
+            println!(
+                "move-mask {}",
+                name(mount_from("/proc/timer_list", c"/tmp/moved", libc::MS_MOVE))
+            );
+            println!(
+                "bind-proc {}",
+                name(mount_from("/proc", c"/mnt", libc::MS_BIND))
+            );
+            println!(
+                "rbind-proc {}",
+                name(mount_from("/proc", c"/mnt", libc::MS_BIND | libc::MS_REC))
+            );
+            println!("rbind-umount {}", name(umount("/mnt", libc::MNT_DETACH)));
+        }
         // One mount and one umount2, then N children that each exec this
         // program (noop); then wait forever.
         "spawn" => {
