@@ -157,6 +157,42 @@ impl Drop for Containerd {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A test that failed midway leaves tasks: their shims outlive
+        // containerd. Stop the shims this containerd started, then delete
+        // the runtime's containers whose bundles are in its state dir.
+        let _ = Command::new("pkill")
+            .args(["-9", "-f"])
+            .arg(format!(
+                "containerd-shim-runc-v2 .*-address {}",
+                self.socket.display()
+            ))
+            .status();
+        let warren = crate::runtime::bin_dir().join("warren-runc");
+        for ns in ["k8s.io", "warren"] {
+            let root = Path::new("/run/containerd/runc").join(ns);
+            let Ok(out) = Command::new(&warren)
+                .arg("--root")
+                .arg(&root)
+                .args(["list", "--format", "json"])
+                .output()
+            else {
+                continue;
+            };
+            let list: Vec<serde_json::Value> =
+                serde_json::from_slice(&out.stdout).unwrap_or_default();
+            for c in list {
+                let ours = c["bundle"]
+                    .as_str()
+                    .is_some_and(|b| Path::new(b).starts_with(&self.dir));
+                if let (true, Some(id)) = (ours, c["id"].as_str()) {
+                    let _ = Command::new(&warren)
+                        .arg("--root")
+                        .arg(&root)
+                        .args(["delete", "--force", id])
+                        .output();
+                }
+            }
+        }
         // Snapshots are overlay mounts under root; unmount before removing.
         crate::host::unmount_under(&self.dir);
         if std::env::var_os("WARREN_KEEP").is_none() {
