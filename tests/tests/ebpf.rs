@@ -89,11 +89,7 @@ fn getppid_calls_are_counted_for_their_container_only() {
         let left: Vec<_> = std::fs::read_dir(&tracking)
             .map(|d| {
                 d.flatten()
-                    .filter(|e| {
-                        e.file_name()
-                            .to_string_lossy()
-                            .starts_with(&format!("{busy}."))
-                    })
+                    .filter(|e| is_tracking_dir_of(&e.file_name().to_string_lossy(), &busy))
                     .collect()
             })
             .unwrap_or_default();
@@ -210,16 +206,20 @@ fn tracked_cgroups() -> Vec<u64> {
         .collect()
 }
 
-/// The container's cgroup2 tracking directory, named `<id>.<pid>`.
+/// Whether a cgroup2 directory name is container `id`'s: `<id>`, the
+/// container's own cgroup that warren-runc makes on a hybrid host, or
+/// `<id>.<pid>`, the tracking directory the interceptor makes for a
+/// container that has none.
+fn is_tracking_dir_of(name: &str, id: &str) -> bool {
+    name == id || name.starts_with(&format!("{id}."))
+}
+
+/// The container's cgroup2 tracking directory.
 fn tracking_dir(id: &str) -> Option<PathBuf> {
     std::fs::read_dir("/sys/fs/cgroup/unified/warren")
         .ok()?
         .flatten()
-        .find(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .starts_with(&format!("{id}."))
-        })
+        .find(|e| is_tracking_dir_of(&e.file_name().to_string_lossy(), id))
         .map(|e| e.path())
 }
 
