@@ -198,6 +198,28 @@ pub fn data_dir(settings: &Settings, root: &Path, id: &str) -> PathBuf {
         .join(per_root_name(root, id))
 }
 
+/// Gives `source` to the container's root (`owner`, host IDs) and returns a
+/// read-write bind of it at `dest`.
+fn owned_bind(
+    source: &Path,
+    dest: &Path,
+    owner: (u32, u32),
+    bind: &str,
+) -> Result<oci_spec::runtime::Mount, RuntimeError> {
+    std::os::unix::fs::chown(source, Some(owner.0), Some(owner.1))
+        .map_err(|e| RuntimeError::io("cannot chown", source, e))?;
+    oci_spec::runtime::MountBuilder::default()
+        .destination(dest)
+        .typ("bind")
+        .source(source)
+        .options(vec![bind.to_owned(), "rw".to_owned()])
+        .build()
+        .map_err(|e| RuntimeError::ConfigInvalid {
+            path: source.to_path_buf(),
+            reason: e.to_string(),
+        })
+}
+
 /// Makes the container's data directories, owned by its root, and mounts
 /// each at its place unless the spec already mounts something there.
 fn add_data_dirs(
@@ -212,20 +234,7 @@ fn add_data_dirs(
         }
         let host = dir.join(name);
         mkdir(&host)?;
-        std::os::unix::fs::chown(&host, Some(owner.0), Some(owner.1))
-            .map_err(|e| RuntimeError::io("cannot chown", &host, e))?;
-        mounts.push(
-            oci_spec::runtime::MountBuilder::default()
-                .destination(*dest)
-                .typ("bind")
-                .source(&host)
-                .options(vec!["rbind".to_owned(), "rw".to_owned()])
-                .build()
-                .map_err(|e| RuntimeError::ConfigInvalid {
-                    path: host.clone(),
-                    reason: e.to_string(),
-                })?,
-        );
+        mounts.push(owned_bind(&host, Path::new(dest), owner, "rbind")?);
     }
     spec.set_mounts(Some(mounts));
     Ok(())
@@ -247,20 +256,7 @@ fn add_emulated_sysctls(
         };
         let copy = dir.join(key.replace('/', "."));
         std::fs::write(&copy, value).map_err(|e| RuntimeError::io("cannot write", &copy, e))?;
-        std::os::unix::fs::chown(&copy, Some(owner.0), Some(owner.1))
-            .map_err(|e| RuntimeError::io("cannot chown", &copy, e))?;
-        mounts.push(
-            oci_spec::runtime::MountBuilder::default()
-                .destination(&host)
-                .typ("bind")
-                .source(&copy)
-                .options(vec!["bind".to_owned(), "rw".to_owned()])
-                .build()
-                .map_err(|e| RuntimeError::ConfigInvalid {
-                    path: copy.clone(),
-                    reason: e.to_string(),
-                })?,
-        );
+        mounts.push(owned_bind(&copy, &host, owner, "bind")?);
     }
     spec.set_mounts(Some(mounts));
     Ok(())
