@@ -10,6 +10,7 @@ pub mod handlers;
 pub mod handshake;
 pub mod memory;
 pub mod metrics;
+pub mod mknod;
 pub mod mounts;
 pub mod notify;
 pub mod nsexec;

@@ -114,6 +114,9 @@ fn handle(
     container: &Container,
     n: &Notif,
 ) -> Option<(&'static str, &'static str, Response)> {
+    if matches!(i64::from(n.data.nr), libc::SYS_mknod | libc::SYS_mknodat) {
+        return crate::mknod::handle(fd, n);
+    }
     // 1. Copy the arguments out.
     let (syscall, call) = match copy_call(n) {
         Ok(c) => c,

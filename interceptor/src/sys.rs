@@ -412,3 +412,90 @@ pub fn effective_caps(pid: i32) -> std::io::Result<u64> {
     }
     Ok(u64::from(data[0].effective) | (u64::from(data[1].effective) << 32))
 }
+
+/// Sets this thread's effective capability set to `effective` (a subset of
+/// its permitted set).
+fn set_effective_caps(effective: u64) -> std::io::Result<()> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: libc::c_int,
+    }
+    #[repr(C)]
+    #[derive(Default, Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const VERSION_3: u32 = 0x2008_0522;
+    let mut header = Header {
+        version: VERSION_3,
+        pid: 0,
+    };
+    let mut data = [Data::default(); 2];
+    // SAFETY: the kernel's layout for _LINUX_CAPABILITY_VERSION_3; both
+    // outlive the call. pid 0 is this thread.
+    if unsafe {
+        libc::syscall(
+            libc::SYS_capget,
+            &mut header as *mut Header,
+            data.as_mut_ptr(),
+        )
+    } < 0
+    {
+        return Err(last());
+    }
+    data[0].effective = effective as u32;
+    data[1].effective = (effective >> 32) as u32;
+    // SAFETY: as above; capset only changes this thread's sets.
+    if unsafe { libc::syscall(libc::SYS_capset, &mut header as *mut Header, data.as_ptr()) } < 0 {
+        return Err(last());
+    }
+    Ok(())
+}
+
+/// mknodat(dir, name) as filesystem IDs `fsuid`/`fsgid` (host IDs), so
+/// that the node is the caller's, also on an ID-mapped mount. Changing the
+/// filesystem uid from 0 drops CAP_MKNOD from the effective set; it is
+/// raised again for the call. The thread's IDs are restored before this
+/// returns, or the process aborts rather than serve on with them.
+pub fn mknod_as(
+    dir: BorrowedFd<'_>,
+    name: &str,
+    mode: u32,
+    dev: libc::dev_t,
+    fsuid: u32,
+    fsgid: u32,
+) -> std::io::Result<()> {
+    const CAP_MKNOD: u64 = 1 << 27;
+    let name = cstr(name)?;
+    let own = effective_caps(0)?;
+    // SAFETY: setfsgid and setfsuid only change this thread's filesystem
+    // IDs (the raw syscalls; glibc's wrappers are per thread too).
+    unsafe {
+        libc::setfsgid(fsgid);
+        libc::setfsuid(fsuid);
+    }
+    let result = set_effective_caps(own | CAP_MKNOD).and_then(|()| {
+        // SAFETY: dir is a valid fd and name outlives the call.
+        if unsafe { libc::mknodat(dir.as_raw_fd(), name.as_ptr(), mode, dev) } < 0 {
+            Err(last())
+        } else {
+            Ok(())
+        }
+    });
+    // SAFETY: as above; back to root's filesystem IDs.
+    let (uid_now, gid_now) = unsafe {
+        libc::setfsuid(0);
+        libc::setfsgid(0);
+        // Called with an invalid ID, they change nothing and return the
+        // current one.
+        (libc::setfsuid(u32::MAX), libc::setfsgid(u32::MAX))
+    };
+    if uid_now != 0 || gid_now != 0 || set_effective_caps(own).is_err() {
+        tracing::error!("cannot restore the thread's filesystem IDs");
+        std::process::abort();
+    }
+    result
+}

@@ -323,6 +323,53 @@ fn hostile(rt: &Runtime, args: &str) -> String {
 }
 
 #[test]
+fn the_safe_devices_are_made_for_the_caller_and_no_others() {
+    let rt = Runtime::warren();
+    let rootfs = warren_tests::fixtures::private_busybox(&bundle_dir("mknod-rootfs"));
+    let b = bundle(
+        &rt.bin,
+        &bundle_dir("mknod"),
+        &rootfs,
+        &[
+            "sh",
+            "-c",
+            // /var/lib/docker is a plain host directory, /root is on the
+            // ID-mapped rootfs.
+            "for d in /var/lib/docker /root; do cd $d; \
+               mknod null c 1 3 && echo hi > null && stat -c \"$d null %u %t:%T\" null; \
+               mknod zero c 1 5 && echo \"$d zero $(head -c 5 zero | wc -c)\"; done; \
+             mknod /root/mem c 1 1 2>/dev/null || echo mem refused; \
+             mknod /root/kmsg c 1 11 2>/dev/null || echo kmsg refused; \
+             mknod /root/wh c 0 0 && echo whiteout made; \
+             mknod /root/../../etc/../root/tty c 5 0 && ls /root/tty >/dev/null && echo tty made; \
+             test ! -e /root/mem && echo no mem",
+        ],
+        |spec| {
+            spec["root"]["readonly"] = false.into();
+        },
+    );
+    let id = unique("mknod");
+    let _g = rt.cleanup(&id);
+    let out = rt.run(&["run", "--bundle", b.to_str().unwrap(), &id]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    for line in [
+        "/var/lib/docker null 0 1:3",
+        "/var/lib/docker zero 5",
+        "/root null 0 1:3",
+        "/root zero 5",
+        "mem refused",
+        "kmsg refused",
+        "whiteout made",
+        "tty made",
+        "no mem",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line:?} in:\n{text}");
+    }
+    let _ = std::fs::remove_dir_all(rootfs);
+}
+
+#[test]
 fn what_engines_inside_do_works_and_unmasking_does_not() {
     let rt = Runtime::warren();
     let out = hostile(&rt, "engines");

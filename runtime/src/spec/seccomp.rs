@@ -30,6 +30,8 @@ pub const MS_UNBINDABLE: u64 = 1 << 17;
 pub const MS_PRIVATE: u64 = 1 << 18;
 pub const MS_SLAVE: u64 = 1 << 19;
 pub const MS_SHARED: u64 = 1 << 20;
+const S_IFMT: u64 = 0o170000;
+const S_IFCHR: u64 = 0o020000;
 const NEW_SUPERBLOCK_MASK: u64 =
     MS_REMOUNT | MS_BIND | MS_MOVE | MS_UNBINDABLE | MS_PRIVATE | MS_SLAVE | MS_SHARED;
 const SECCOMP_FILTER_FLAG_NEW_LISTENER: u64 = 1 << 3;
@@ -137,6 +139,22 @@ pub fn with_interception(
         // continue the moves and propagation changes.
         rules.push(rule(&["mount"], "SCMP_ACT_NOTIFY", vec![], None));
     }
+    // Character devices: the interceptor makes the safe ones (null, zero,
+    // full, random, urandom, tty, console, ptmx), which engines inside
+    // create while building images; the kernel alone refuses them in a
+    // user namespace. Other kinds of node are not trapped.
+    rules.push(rule(
+        &["mknod"],
+        "SCMP_ACT_NOTIFY",
+        vec![masked_eq(1, S_IFMT, S_IFCHR)],
+        None,
+    ));
+    rules.push(rule(
+        &["mknodat"],
+        "SCMP_ACT_NOTIFY",
+        vec![masked_eq(2, S_IFMT, S_IFCHR)],
+        None,
+    ));
     rules.push(rule(
         &["umount2", "umount"],
         "SCMP_ACT_NOTIFY",
