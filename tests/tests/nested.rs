@@ -168,6 +168,19 @@ fn systemd_dockerd_and_containerd_run_inside_without_privileges() {
         }
     }
     assert_eq!(ok(&rt, &id, "cat /proc/1/comm").trim(), "systemd");
+    // The machine ID is the container's own (from container_uuid, since the
+    // image's /etc/machine-id is empty), and /dev/kmsg is a null device.
+    let ids = ok(
+        &rt,
+        &id,
+        "cat /etc/machine-id; tr '\\0' '\\n' < /proc/1/environ | sed -n 's/^container_uuid=//p' | tr -d -; \
+         stat -c %t:%T /dev/kmsg",
+    );
+    let lines: Vec<&str> = ids.lines().collect();
+    assert_eq!(lines.len(), 3, "{ids}");
+    assert_eq!(lines[0].len(), 32, "{ids}");
+    assert_eq!(lines[0], lines[1], "{ids}");
+    assert_eq!(lines[2], "1:3", "{ids}");
 
     // No privilege on the host: every process of the container (systemd,
     // dockerd, containerd and what they run) is the container's range.

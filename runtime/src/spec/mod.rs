@@ -351,8 +351,12 @@ pub fn rewrite(mut spec: Spec, target: &Target<'_>) -> Result<Spec, SpecError> {
         process.set_apparmor_profile(None);
         if systemd {
             let mut env = process.env().clone().unwrap_or_default();
-            env.retain(|e| !e.starts_with("container="));
+            env.retain(|e| !e.starts_with("container=") && !e.starts_with("container_uuid="));
             env.push("container=warren".to_owned());
+            // systemd takes the machine ID from here when the image's
+            // /etc/machine-id is empty: one per container, the same on
+            // every boot of it.
+            env.push(format!("container_uuid={}", container_uuid(target.id)));
             process.set_env(Some(env));
         }
     }
@@ -401,6 +405,10 @@ pub fn rewrite(mut spec: Spec, target: &Target<'_>) -> Result<Spec, SpecError> {
             "tmpfs",
             &["nosuid", "nodev", "noexec", "mode=1777"],
         ));
+        // journald reads /dev/kmsg and systemd logs there before it runs:
+        // the host kernel's log is neither read nor written, the device is
+        // a null one.
+        ensure(mount("/dev/kmsg", "bind", "/dev/null", &["bind", "rw"]));
     }
     if syscont {
         // The container's cgroups are delegated to its root (see
@@ -433,6 +441,26 @@ fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Mount {
 /// Parses `CAP_CHOWN` the way config.json spells it.
 pub fn parse_capability(name: &str) -> Option<oci_spec::runtime::Capability> {
     serde_json::from_value(serde_json::Value::String(name.to_owned())).ok()
+}
+
+/// A UUID for container `id`, stable across its boots.
+pub fn container_uuid(id: &str) -> String {
+    // FNV-1a, twice with different offsets, for 128 bits.
+    let fnv = |offset: u64| {
+        id.bytes().fold(offset, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        })
+    };
+    let (a, b) = (fnv(0xcbf2_9ce4_8422_2325), fnv(0x6c62_272e_07bb_0142));
+    let hex = format!("{a:016x}{b:016x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
 }
 
 /// Whether the container's init is systemd.

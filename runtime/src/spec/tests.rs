@@ -402,3 +402,13 @@ fn a_host_owned_netns_moves_out_of_the_spec() {
         Some(PathBuf::from("/var/run/netns/cni-1"))
     );
 }
+
+#[test]
+fn a_container_uuid_is_stable_and_well_formed() {
+    let a = container_uuid("web-1");
+    assert_eq!(a, container_uuid("web-1"));
+    assert_ne!(a, container_uuid("web-2"));
+    let parts: Vec<usize> = a.split('-').map(str::len).collect();
+    assert_eq!(parts, vec![8, 4, 4, 4, 12]);
+    assert!(a.chars().all(|c| c == '-' || c.is_ascii_hexdigit()));
+}
