@@ -685,3 +685,42 @@ fn inner_engines_keep_their_data_in_host_directories_of_the_container() {
     assert!(dirs[0].join("docker/kept").exists());
     std::fs::remove_dir_all(&dirs[0]).unwrap();
 }
+
+#[test]
+fn proc_sys_is_writable_where_namespaced_and_emulated_where_engines_insist() {
+    let rt = Runtime::warren();
+    let host_overcommit = std::fs::read_to_string("/proc/sys/vm/overcommit_memory").unwrap();
+    let host_forward = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap();
+    let id = running(&rt, "procsys", &shared_busybox(), |_| {});
+    let _g = rt.cleanup(&id);
+    let script = "\
+        echo 1 > /proc/sys/net/ipv4/ip_forward && echo net=$(cat /proc/sys/net/ipv4/ip_forward); \
+        echo 2 > /proc/sys/vm/overcommit_memory && echo vm=$(cat /proc/sys/vm/overcommit_memory); \
+        echo 10 > /proc/sys/kernel/panic && echo panic=$(cat /proc/sys/kernel/panic); \
+        echo 4194304 > /proc/sys/kernel/pid_max 2>/dev/null || echo pid_max-refused; \
+        echo 1 > /proc/sys/fs/protected_regular 2>/dev/null || echo fs-refused";
+    let out = rt.run(&["exec", &id, "sh", "-c", script]);
+    let text = stdout(&out);
+    for line in ["net=1", "vm=2", "panic=10", "pid_max-refused", "fs-refused"] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "no {line:?} in:\n{text}{}",
+            stderr(&out)
+        );
+    }
+    // The host's values did not move: the network key is the container's
+    // own namespace's, the vm and kernel ones its own copies.
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/vm/overcommit_memory").unwrap(),
+        host_overcommit
+    );
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap(),
+        host_forward
+    );
+    // A second container starts from the host's values, not the first's.
+    let other = running(&rt, "procsys2", &shared_busybox(), |_| {});
+    let _g2 = rt.cleanup(&other);
+    let out = rt.ok(&["exec", &other, "cat", "/proc/sys/vm/overcommit_memory"]);
+    assert_eq!(out, host_overcommit);
+}
