@@ -104,9 +104,75 @@ impl Caller {
         sys::open_in_root(self.base.as_fd(), path)
     }
 
+    /// Resolves a bind's or a move's source inside the caller's root (or
+    /// beneath its cwd), following /proc's magic links: engines bind
+    /// namespace files (`/proc/PID/ns/net`) to keep namespaces. `self` and
+    /// `thread-self` there mean the caller, so they are spelled with its
+    /// ids as its own /proc numbers them.
+    pub fn resolve_source(&self, path: &str) -> std::io::Result<OwnedFd> {
+        let base = if path.starts_with('/') { "root" } else { "cwd" };
+        let base = sys::open_path(
+            &format!("/proc/{}/{base}", self.pid),
+            libc::O_PATH | libc::O_DIRECTORY,
+        )?;
+        let path = match own_proc_prefix(path) {
+            Some((thread, rest)) => {
+                let (tgid, tid) = ns_ids(self.pid)?;
+                if thread {
+                    format!("/proc/{tgid}/task/{tid}{rest}")
+                } else {
+                    format!("/proc/{tgid}{rest}")
+                }
+            }
+            None => path.to_owned(),
+        };
+        // openat2 follows no magic link inside a root, so a /proc entry
+        // (ns/net, fd/3, root) is opened from its directory, once that is
+        // known to be a real procfs: there only the kernel makes links.
+        if let Some((dir, name)) = path.rsplit_once('/') {
+            let plain = !name.is_empty() && name != "." && name != "..";
+            if let (true, Ok(parent)) = (plain, sys::open_in_root(base.as_fd(), dir)) {
+                if sys::is_procfs(parent.as_fd()) {
+                    return sys::open_proc_entry(parent.as_fd(), name);
+                }
+            }
+        }
+        sys::open_in_root(base.as_fd(), &path)
+    }
+
     /// Whether the caller holds CAP_SYS_ADMIN (in its own user namespace).
     pub fn is_admin(&self) -> bool {
         sys::effective_caps(self.pid).is_ok_and(|caps| caps & (1 << CAP_SYS_ADMIN) != 0)
+    }
+}
+
+/// For `/proc/self...` (false) or `/proc/thread-self...` (true): which, and
+/// the rest of the path.
+fn own_proc_prefix(path: &str) -> Option<(bool, &str)> {
+    for (prefix, thread) in [("/proc/thread-self", true), ("/proc/self", false)] {
+        if let Some(rest) = path.strip_prefix(prefix) {
+            if rest.is_empty() || rest.starts_with('/') {
+                return Some((thread, rest));
+            }
+        }
+    }
+    None
+}
+
+/// A task's process and thread ids as its own pid namespace numbers them
+/// (the last fields of NStgid and NSpid).
+fn ns_ids(tid: i32) -> std::io::Result<(u32, u32)> {
+    let status = std::fs::read_to_string(format!("/proc/{tid}/status"))?;
+    let last = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().last())
+            .and_then(|v| v.parse().ok())
+    };
+    match (last("NStgid:"), last("NSpid:")) {
+        (Some(tgid), Some(pid)) => Ok((tgid, pid)),
+        _ => Err(std::io::Error::from_raw_os_error(libc::ESRCH)),
     }
 }
 
@@ -137,6 +203,43 @@ fn in_mount_ns<T>(
         std::process::abort();
     }
     result
+}
+
+/// A bind of `source` onto `target` for the caller, both resolved in its
+/// root: a copy of the source's mount (and, if `recursive`, the mounts
+/// below it) attached at the target. Made on the fds, so neither path is
+/// read again.
+pub fn bind(
+    home: &Home,
+    caller: &Caller,
+    source: BorrowedFd<'_>,
+    target: BorrowedFd<'_>,
+    recursive: bool,
+) -> std::io::Result<()> {
+    // mount(2) answers a file bound onto a directory (or the reverse)
+    // with ENOTDIR, which runtimes inside rely on (runc tries /dev/null
+    // over a masked path, then a tmpfs); move_mount would say EINVAL.
+    if sys::is_dir(source) != sys::is_dir(target) {
+        return Err(std::io::Error::from_raw_os_error(libc::ENOTDIR));
+    }
+    in_mount_ns(home, caller, || {
+        let tree = sys::clone_mount(source, recursive)?;
+        sys::move_mount(tree.as_fd(), target, None)
+    })
+}
+
+/// A move of the mount whose root `source` is onto `target`, for the
+/// caller, on the resolved fds.
+pub fn move_to(
+    home: &Home,
+    caller: &Caller,
+    source: BorrowedFd<'_>,
+    target: BorrowedFd<'_>,
+) -> std::io::Result<()> {
+    if sys::is_dir(source) != sys::is_dir(target) {
+        return Err(std::io::Error::from_raw_os_error(libc::ENOTDIR));
+    }
+    in_mount_ns(home, caller, || sys::move_mount(source, target, None))
 }
 
 pub fn unmount(
@@ -288,6 +391,21 @@ pub fn mount_pseudo(
 #[cfg(test)]
 mod tests {
     use super::own_fd;
+
+    #[test]
+    fn self_and_thread_self_are_recognised_whole() {
+        use super::own_proc_prefix;
+        assert_eq!(
+            own_proc_prefix("/proc/self/ns/net"),
+            Some((false, "/ns/net"))
+        );
+        assert_eq!(
+            own_proc_prefix("/proc/thread-self/ns/net"),
+            Some((true, "/ns/net"))
+        );
+        assert_eq!(own_proc_prefix("/proc/selfish"), None);
+        assert_eq!(own_proc_prefix("/proc/1/ns/net"), None);
+    }
 
     #[test]
     fn only_plain_fd_paths_name_the_callers_fds() {

@@ -51,8 +51,14 @@ fn copy_call(n: &Notif) -> Result<(&'static str, Call), i32> {
     }
 }
 
-/// The mount a bind's or a move's source path is on, in the caller's table.
-fn source_of(caller: &Caller, call: &Call, table: &[mounts::MountEntry]) -> Option<Source> {
+/// A bind's or a move's source, resolved once: its fd and the mount it is
+/// on. A source outside the caller's mount table (a namespace file) is on
+/// no mount of the container's.
+fn source_of(
+    caller: &Caller,
+    call: &Call,
+    table: &[mounts::MountEntry],
+) -> Option<(OwnedFd, Source)> {
     use crate::handlers::mount::{MS_BIND, MS_MOVE};
     let Call::Mount {
         source: Some(source),
@@ -65,20 +71,28 @@ fn source_of(caller: &Caller, call: &Call, table: &[mounts::MountEntry]) -> Opti
     if flags & (MS_BIND | MS_MOVE) == 0 || source.is_empty() {
         return None;
     }
-    let (id, is_root) = caller
-        .resolve(source)
-        .and_then(|fd| sys::mount_of(fd.as_fd()))
+    let fd = caller
+        .resolve_source(source)
+        .map_err(|e| tracing::debug!(source, error = %e, "source does not resolve"))
         .ok()?;
-    let entry = table.iter().find(|m| m.id == id)?;
-    Some(Source {
+    let (id, is_root) = sys::mount_of(fd.as_fd()).ok()?;
+    let entry = table.iter().find(|m| m.id == id);
+    let src = Source {
         id,
-        identity: entry.identity(),
+        identity: entry.map(|e| e.identity()).unwrap_or_default(),
         is_mount_root: is_root,
-        pseudo: entry.fstype == "proc" || entry.fstype == "sysfs",
-    })
+        pseudo: entry.is_some_and(|e| e.fstype == "proc" || e.fstype == "sysfs"),
+    };
+    Some((fd, src))
 }
 
-fn target_of(caller: &Caller, path: &str, call: &Call) -> Option<(OwnedFd, Target)> {
+/// The resolved target (and, for a bind or move, source) of a call.
+struct Resolved {
+    target: OwnedFd,
+    source: Option<OwnedFd>,
+}
+
+fn target_of(caller: &Caller, path: &str, call: &Call) -> Option<(Resolved, Target)> {
     let fd = caller
         .resolve(path)
         .map_err(|e| tracing::debug!(path, error = %e, "target does not resolve"))
@@ -95,13 +109,20 @@ fn target_of(caller: &Caller, path: &str, call: &Call) -> Option<(OwnedFd, Targe
         );
         return None;
     };
+    let (source_fd, source) = match source_of(caller, call, &table) {
+        Some((f, s)) => (Some(f), Some(s)),
+        None => (None, None),
+    };
     Some((
-        fd,
+        Resolved {
+            target: fd,
+            source: source_fd,
+        },
         Target {
             id,
             identity: entry.identity(),
             is_mount_root: is_root,
-            source: source_of(caller, call, &table),
+            source,
         },
     ))
 }
@@ -173,23 +194,45 @@ fn handle(
     let result = match (&action, &call, target) {
         (Action::Continue, ..) => return Some((syscall, "continued", Response::Continue)),
         (Action::Deny(e), ..) => return Some((syscall, "denied", Response::Errno(*e))),
-        (Action::Unmount { detach }, Call::Umount { flags, .. }, Some((tfd, _))) => {
-            act::unmount(home, &caller, tfd, *flags, *detach)
+        (Action::Unmount { detach }, Call::Umount { flags, .. }, Some((r, _))) => {
+            act::unmount(home, &caller, r.target, *flags, *detach)
         }
-        (Action::BindRemount, Call::Mount { flags, data, .. }, Some((tfd, _))) => {
-            act::bind_remount(home, &caller, tfd.as_fd(), *flags, data.as_deref())
+        (
+            Action::Bind { recursive },
+            _,
+            Some((
+                Resolved {
+                    target,
+                    source: Some(source),
+                },
+                _,
+            )),
+        ) => act::bind(home, &caller, source.as_fd(), target.as_fd(), *recursive),
+        (
+            Action::Move,
+            _,
+            Some((
+                Resolved {
+                    target,
+                    source: Some(source),
+                },
+                _,
+            )),
+        ) => act::move_to(home, &caller, source.as_fd(), target.as_fd()),
+        (Action::BindRemount, Call::Mount { flags, data, .. }, Some((r, _))) => {
+            act::bind_remount(home, &caller, r.target.as_fd(), *flags, data.as_deref())
         }
-        (Action::SuperblockRemount, Call::Mount { flags, data, .. }, Some((tfd, _))) => container
+        (Action::SuperblockRemount, Call::Mount { flags, data, .. }, Some((r, _))) => container
             .with_helper(|h| {
                 h.remount(
                     caller.ns()?.mnt.as_fd(),
-                    tfd.as_fd(),
+                    r.target.as_fd(),
                     *flags,
                     data.as_deref(),
                 )
             }),
-        (Action::EmulatePseudo(kind), Call::Mount { flags, .. }, Some((tfd, _))) => {
-            act::mount_pseudo(home, &caller, container, *kind, tfd.as_fd(), *flags)
+        (Action::EmulatePseudo(kind), Call::Mount { flags, .. }, Some((r, _))) => {
+            act::mount_pseudo(home, &caller, container, *kind, r.target.as_fd(), *flags)
         }
         _ => Err(std::io::Error::from_raw_os_error(libc::EINVAL)),
     };

@@ -33,11 +33,39 @@ struct OpenHow {
 /// Opens `path` as O_PATH with openat2, resolved with `dirfd` as the root:
 /// `..` and absolute symlinks cannot leave it (RESOLVE_IN_ROOT).
 pub fn open_in_root(dirfd: BorrowedFd<'_>, path: &str) -> std::io::Result<OwnedFd> {
+    openat2_path(
+        dirfd,
+        path,
+        libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
+    )
+}
+
+/// Whether `fd` is on a procfs.
+pub fn is_procfs(fd: BorrowedFd<'_>) -> bool {
+    // SAFETY: fstatfs fills a zeroed struct it is given room for.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: fd is open and st outlives the call.
+    let rc = unsafe { libc::fstatfs(fd.as_raw_fd(), &mut st) };
+    rc == 0 && st.f_type == libc::PROC_SUPER_MAGIC
+}
+
+/// openat(dir, name, O_PATH), following `name` if it is a link: for a
+/// plain name in a procfs directory, whose links only the kernel makes.
+pub fn open_proc_entry(dir: BorrowedFd<'_>, name: &str) -> std::io::Result<OwnedFd> {
+    let n = cstr(name)?;
+    // SAFETY: dir is open and n outlives the call.
+    owned(
+        unsafe { libc::openat(dir.as_raw_fd(), n.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) }
+            as libc::c_long,
+    )
+}
+
+fn openat2_path(dirfd: BorrowedFd<'_>, path: &str, resolve: u64) -> std::io::Result<OwnedFd> {
     let p = cstr(path)?;
     let how = OpenHow {
         flags: (libc::O_PATH | libc::O_CLOEXEC) as u64,
         mode: 0,
-        resolve: libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
+        resolve,
     };
     // SAFETY: p and how outlive the call; the size passed is how's.
     owned(unsafe {
@@ -332,6 +360,26 @@ pub fn move_mount(
         )
     };
     if rc < 0 { Err(last()) } else { Ok(()) }
+}
+
+/// A detached clone of the mount at `source`, with the mounts below it
+/// when `recursive`. The thread must be in the source's mount namespace.
+pub fn clone_mount(source: BorrowedFd<'_>, recursive: bool) -> std::io::Result<OwnedFd> {
+    let mut flags =
+        OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    let empty = c"";
+    // SAFETY: source is open and empty outlives the call.
+    owned(unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            source.as_raw_fd(),
+            empty.as_ptr(),
+            flags,
+        )
+    })
 }
 
 /// pidfd_open: pins the caller so its pid cannot be reused while a

@@ -136,15 +136,24 @@ fn binds_inside_work_and_escapes_stay_inside() {
     // A file only the host has; no bind inside may reach it.
     let marker = format!("warren-escape-marker-{}", unique("m"));
     std::fs::write(PathBuf::from("/").join(&marker), "host").unwrap();
+    // Each escape either binds the container's own root (no marker) or is
+    // refused.
+    let escape = |src: &str| {
+        format!(
+            "if mount --bind {src} /mnt 2>/dev/null; then ls /mnt | grep -c {marker}; umount /mnt; \
+             else echo 0; fi; "
+        )
+    };
     let script = format!(
         "mount -t tmpfs t /tmp && mkdir /tmp/a /tmp/b && echo data > /tmp/a/f; \
          mount --bind /tmp/a /tmp/b && cat /tmp/b/f; umount /tmp/b; \
          mount --bind /tmp/a /tmp/a && echo self-bind; umount /tmp/a; \
-         cd /tmp && mount --bind ../../.. /mnt && ls /mnt | grep -c {marker}; umount /mnt; \
-         ln -s /../../../.. /tmp/up && mount --bind /tmp/up /mnt && ls /mnt | grep -c {marker}; umount /mnt; \
-         mount --bind /proc/1/root /mnt && ls /mnt | grep -c {marker}; umount /mnt; \
-         mount --bind /proc/self/root/.. /mnt && ls /mnt | grep -c {marker}; umount /mnt; \
-         mount --bind /tmp/a/f /proc/keys 2>&1; wc -c < /proc/keys; umount /proc/keys; wc -c < /proc/keys; true"
+         cd /tmp && {}ln -s /../../../.. /tmp/up && {}{}{}\
+         mount --bind /tmp/a/f /proc/keys 2>&1; wc -c < /proc/keys; umount /proc/keys; wc -c < /proc/keys; true",
+        escape("../../.."),
+        escape("/tmp/up"),
+        escape("/proc/1/root"),
+        escape("/proc/self/root/.."),
     );
     let out = run_script(&rt, "escape", &script, |_| {});
     let _ = std::fs::remove_file(PathBuf::from("/").join(&marker));

@@ -51,6 +51,11 @@ pub enum Action {
     /// Reconfigure the resolved target's filesystem, with the container's
     /// credentials (the kernel then checks who owns the filesystem).
     SuperblockRemount,
+    /// Bind the resolved source onto the resolved target for the caller
+    /// (its mounts below too, if `recursive`).
+    Bind { recursive: bool },
+    /// Move the mount at the resolved source onto the resolved target.
+    Move,
 }
 
 /// Where a call's target resolved, inside the caller's root.
@@ -187,21 +192,26 @@ pub fn decide(call: &Call, target: Option<&Target>, facts: &Facts) -> Action {
             }
             if flags & MS_MOVE != 0 && flags & MS_BIND == 0 {
                 // Moving a mask, or a read-only path, off what it covers
-                // would uncover it.
-                let src = target.and_then(|t| t.source.as_ref());
-                let src_target = src.map(|s| Target {
-                    id: s.id,
-                    identity: s.identity.clone(),
-                    is_mount_root: s.is_mount_root,
+                // would uncover it. A move is made on the resolved paths,
+                // never continued: the kernel would read them again.
+                let Some(src) = target.and_then(|t| t.source.as_ref()) else {
+                    return Action::Deny(libc::ENOENT);
+                };
+                let st = Target {
+                    id: src.id,
+                    identity: src.identity.clone(),
+                    is_mount_root: src.is_mount_root,
                     source: None,
-                });
-                if let Some(st) = &src_target {
-                    let root = facts.has(&facts.root, st);
-                    if facts.has(&facts.masks, st) || (facts.has(&facts.initial_ro, st) && !root) {
-                        return Action::Deny(libc::EPERM);
-                    }
+                };
+                let root = facts.has(&facts.root, &st);
+                if facts.has(&facts.masks, &st) || (facts.has(&facts.initial_ro, &st) && !root) {
+                    return Action::Deny(libc::EPERM);
                 }
-                return Action::Continue;
+                return if facts.caller_admin {
+                    Action::Move
+                } else {
+                    Action::Deny(libc::EPERM)
+                };
             }
             if flags & MS_PROPAGATION != 0 && flags & MS_BIND == 0 {
                 return Action::Continue;
@@ -226,7 +236,16 @@ pub fn decide(call: &Call, target: Option<&Target>, facts: &Facts) -> Action {
                 return Action::Deny(libc::EPERM);
             }
             if flags & MS_BIND != 0 {
-                return Action::Continue;
+                // Made on the resolved source and target, for the same
+                // reason as a move.
+                if target.and_then(|t| t.source.as_ref()).is_none() {
+                    return Action::Deny(libc::ENOENT);
+                }
+                return if facts.caller_admin {
+                    Action::Bind { recursive }
+                } else {
+                    Action::Deny(libc::EPERM)
+                };
             }
             let pseudo = match fstype.as_deref() {
                 Some("proc") => Pseudo::Proc,
@@ -352,7 +371,7 @@ mod tests {
                     ..at(1, "8:1", "/rootfs", false)
                 }),
                 &f,
-                Action::Continue,
+                Action::Bind { recursive: true },
             ),
             (
                 "a mask moved away",
@@ -382,7 +401,7 @@ mod tests {
                     ..at(62, "8:1", "/rootfs", true)
                 }),
                 &elsewhere,
-                Action::Continue,
+                Action::Move,
             ),
             (
                 "a tmpfs of the container's moved",
@@ -392,7 +411,7 @@ mod tests {
                     ..at(1, "8:1", "/rootfs", false)
                 }),
                 &f,
-                Action::Continue,
+                Action::Move,
             ),
             (
                 "the old root detached after a pivot in a nested namespace",
@@ -467,23 +486,29 @@ mod tests {
             (
                 "bind over a mask (a runtime inside masking it again)",
                 mount(None, MS_BIND),
-                Some(at(3, "0:5", "/null", true)),
+                Some(Target {
+                    source: from(70, "0:77", "/", false),
+                    ..at(3, "0:5", "/null", true)
+                }),
                 &f,
-                Action::Continue,
+                Action::Bind { recursive: false },
             ),
             (
                 "bind elsewhere",
                 mount(None, MS_BIND),
-                Some(at(1, "8:1", "/rootfs", false)),
+                Some(Target {
+                    source: from(70, "0:77", "/", false),
+                    ..at(1, "8:1", "/rootfs", false)
+                }),
                 &f,
-                Action::Continue,
+                Action::Bind { recursive: false },
             ),
             (
-                "move",
+                "a move whose source does not resolve",
                 mount(None, MS_MOVE),
                 Some(at(3, "0:5", "/null", true)),
                 &f,
-                Action::Continue,
+                Action::Deny(libc::ENOENT),
             ),
             (
                 "propagation",
