@@ -394,6 +394,8 @@ fn what_engines_inside_do_works_and_unmasking_does_not() {
         "move-mask EPERM",
         // A non-recursive copy of /proc would leave its masks behind.
         "bind-proc EPERM",
+        // Nor may a path through a magic link slip it past the check.
+        "bind-proc-magic ENOENT",
         "rbind-proc ok",
         "rbind-umount ok",
     ] {

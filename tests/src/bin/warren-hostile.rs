@@ -279,6 +279,10 @@ fn main() {
                 name(mount_from("/proc", c"/mnt", libc::MS_BIND))
             );
             println!(
+                "bind-proc-magic {}",
+                name(mount_from("/proc/self/root/proc", c"/mnt", libc::MS_BIND))
+            );
+            println!(
                 "rbind-proc {}",
                 name(mount_from("/proc", c"/mnt", libc::MS_BIND | libc::MS_REC))
             );
