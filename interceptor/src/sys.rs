@@ -425,79 +425,68 @@ pub fn become_root() -> std::io::Result<()> {
     Ok(())
 }
 
-/// The effective capability set of process `pid`, by capget(2): cheaper
-/// than reading /proc/PID/status.
-pub fn effective_caps(pid: i32) -> std::io::Result<u64> {
-    #[repr(C)]
-    struct Header {
-        version: u32,
-        pid: libc::c_int,
-    }
-    #[repr(C)]
-    #[derive(Default, Clone, Copy)]
-    struct Data {
-        effective: u32,
-        permitted: u32,
-        inheritable: u32,
-    }
-    const VERSION_3: u32 = 0x2008_0522;
-    let mut header = Header {
-        version: VERSION_3,
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+#[repr(C)]
+#[derive(Default, Clone, Copy)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+const CAP_VERSION_3: u32 = 0x2008_0522;
+
+/// capget(2) of `pid` (0: this thread): the header to pass back to capset
+/// and the two halves of the sets.
+fn capget(pid: i32) -> std::io::Result<(CapHeader, [CapData; 2])> {
+    let mut header = CapHeader {
+        version: CAP_VERSION_3,
         pid,
     };
-    let mut data = [Data::default(); 2];
+    let mut data = [CapData::default(); 2];
     // SAFETY: header and the two data structs have the kernel's layout for
     // _LINUX_CAPABILITY_VERSION_3 and outlive the call.
     let rc = unsafe {
         libc::syscall(
             libc::SYS_capget,
-            &mut header as *mut Header,
+            &mut header as *mut CapHeader,
             data.as_mut_ptr(),
         )
     };
     if rc < 0 {
-        return Err(std::io::Error::last_os_error());
+        return Err(last());
     }
+    Ok((header, data))
+}
+
+/// The effective capability set of process `pid`, by capget(2): cheaper
+/// than reading /proc/PID/status.
+pub fn effective_caps(pid: i32) -> std::io::Result<u64> {
+    let (_, data) = capget(pid)?;
     Ok(u64::from(data[0].effective) | (u64::from(data[1].effective) << 32))
 }
 
 /// Sets this thread's effective capability set to `effective` (a subset of
 /// its permitted set).
 fn set_effective_caps(effective: u64) -> std::io::Result<()> {
-    #[repr(C)]
-    struct Header {
-        version: u32,
-        pid: libc::c_int,
-    }
-    #[repr(C)]
-    #[derive(Default, Clone, Copy)]
-    struct Data {
-        effective: u32,
-        permitted: u32,
-        inheritable: u32,
-    }
-    const VERSION_3: u32 = 0x2008_0522;
-    let mut header = Header {
-        version: VERSION_3,
-        pid: 0,
-    };
-    let mut data = [Data::default(); 2];
-    // SAFETY: the kernel's layout for _LINUX_CAPABILITY_VERSION_3; both
-    // outlive the call. pid 0 is this thread.
+    let (mut header, mut data) = capget(0)?;
+    data[0].effective = effective as u32;
+    data[1].effective = (effective >> 32) as u32;
+    // SAFETY: the kernel's layout, as for capget; capset only changes this
+    // thread's sets.
     if unsafe {
         libc::syscall(
-            libc::SYS_capget,
-            &mut header as *mut Header,
-            data.as_mut_ptr(),
+            libc::SYS_capset,
+            &mut header as *mut CapHeader,
+            data.as_ptr(),
         )
     } < 0
     {
-        return Err(last());
-    }
-    data[0].effective = effective as u32;
-    data[1].effective = (effective >> 32) as u32;
-    // SAFETY: as above; capset only changes this thread's sets.
-    if unsafe { libc::syscall(libc::SYS_capset, &mut header as *mut Header, data.as_ptr()) } < 0 {
         return Err(last());
     }
     Ok(())
