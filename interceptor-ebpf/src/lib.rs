@@ -6,6 +6,11 @@
 /// The most containers the probes track at once; every map is bounded by it.
 pub const MAX_CONTAINERS: u32 = 4096;
 
+/// How many cgroup2 depths tracked containers may sit at. A task below a
+/// container's cgroup (a service of systemd's inside, a nested engine's
+/// container) is found through its ancestor at each depth in use.
+pub const MAX_LEVELS: u32 = 4;
+
 /// The syscall families that are counted per container.
 #[repr(u32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

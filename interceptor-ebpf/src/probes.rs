@@ -14,15 +14,16 @@ use core::intrinsics::{AtomicOrdering, atomic_xadd};
 
 use aya_ebpf::EbpfContext;
 use aya_ebpf::helpers::{
-    bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_get_current_task,
-    bpf_get_current_task_btf, bpf_ktime_get_ns, bpf_probe_read_kernel, bpf_task_pt_regs,
+    bpf_get_current_ancestor_cgroup_id, bpf_get_current_cgroup_id, bpf_get_current_pid_tgid,
+    bpf_get_current_task, bpf_get_current_task_btf, bpf_ktime_get_ns, bpf_probe_read_kernel,
+    bpf_task_pt_regs,
 };
 use aya_ebpf::macros::{map, raw_tracepoint};
 use aya_ebpf::maps::{Array, HashMap, LruHashMap, PerCpuHashMap};
 use aya_ebpf::programs::RawTracePointContext;
 use interceptor_ebpf::{
     Event, EventKey, FAMILIES, FamilyKey, LATENCY_BUCKETS, Latency, MAX_CONTAINERS, MAX_IN_FLIGHT,
-    Waiting, family_of, intercepted, latency_bucket,
+    MAX_LEVELS, Waiting, family_of, intercepted, latency_bucket,
 };
 
 /// cgroup id -> 1, for every container being tracked.
@@ -58,12 +59,33 @@ static INTERCEPTOR: Array<u32> = Array::with_max_entries(1, 0);
 #[map]
 static LATENCY: HashMap<u64, Latency> = HashMap::with_max_entries(MAX_CONTAINERS, 0);
 
-/// The tracked cgroup of the current task, if it is in one.
+/// The depths (in the cgroup2 tree) of the tracked containers' cgroups,
+/// 0 for a free slot; the interceptor fills it.
+#[map]
+static LEVELS: Array<u32> = Array::with_max_entries(MAX_LEVELS, 0);
+
+/// The tracked cgroup of the current task, if it is in one or below one.
 fn tracked_cgroup() -> Option<u64> {
     // SAFETY: the helper takes no arguments and reads the current task.
     let cg = unsafe { bpf_get_current_cgroup_id() };
     // SAFETY: the value is only read for its presence.
-    unsafe { TRACKED.get(&cg) }.map(|_| cg)
+    if unsafe { TRACKED.get(&cg) }.is_some() {
+        return Some(cg);
+    }
+    for i in 0..MAX_LEVELS {
+        let level = match LEVELS.get(i) {
+            Some(&l) if l != 0 => l,
+            _ => continue,
+        };
+        // SAFETY: the helper reads the current task's cgroup; 0 when the
+        // task is not that deep.
+        let ancestor = unsafe { bpf_get_current_ancestor_cgroup_id(level as i32) };
+        // SAFETY: the value is only read for its presence.
+        if ancestor != 0 && ancestor != cg && unsafe { TRACKED.get(&ancestor) }.is_some() {
+            return Some(ancestor);
+        }
+    }
+    None
 }
 
 fn bump<K>(map: &PerCpuHashMap<K, u64>, key: &K) {

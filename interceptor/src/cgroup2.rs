@@ -15,6 +15,8 @@ pub struct Tracking {
     pub created: bool,
     /// The cgroup id (the directory's inode).
     pub id: u64,
+    /// Its depth below the cgroup2 root.
+    pub level: u32,
 }
 
 /// Where cgroup2 is mounted.
@@ -52,7 +54,16 @@ pub fn track(container_id: &str, pid: i32) -> std::io::Result<Tracking> {
         (mount.join(own.trim_start_matches('/')), false)
     };
     let id = std::fs::metadata(&dir)?.ino();
-    Ok(Tracking { dir, created, id })
+    let level = dir
+        .strip_prefix(&mount)
+        .map(|p| p.components().count() as u32)
+        .unwrap_or(0);
+    Ok(Tracking {
+        dir,
+        created,
+        id,
+        level,
+    })
 }
 
 /// Puts another process of the container (an exec) in its tracking cgroup.

@@ -17,6 +17,7 @@ pub struct Probes {
     families: Mutex<PerCpuHashMap<MapData, FamilyKey, u64>>,
     events: Mutex<PerCpuHashMap<MapData, EventKey, u64>>,
     latency: Mutex<HashMap<MapData, u64, Latency>>,
+    levels: Mutex<aya::maps::Array<MapData, u32>>,
 }
 
 /// An error and its causes on one line: aya's load errors keep the errno
@@ -105,6 +106,8 @@ impl Probes {
             .map_err(|e| format!("TRACKED: {e}"))?;
         let latency = HashMap::try_from(ebpf.take_map("LATENCY").ok_or("no LATENCY map")?)
             .map_err(|e| format!("LATENCY: {e}"))?;
+        let levels = aya::maps::Array::try_from(ebpf.take_map("LEVELS").ok_or("no LEVELS map")?)
+            .map_err(|e| format!("LEVELS: {e}"))?;
         let syscalls = take(&mut ebpf, "SYSCALLS")?;
         let families = take(&mut ebpf, "FAMILY_CALLS")?;
         let events = take(&mut ebpf, "PROCESS_EVENTS")?;
@@ -119,10 +122,28 @@ impl Probes {
             families,
             events,
             latency: Mutex::new(latency),
+            levels: Mutex::new(levels),
         })
     }
 
-    pub fn track(&self, cgroup_id: u64) -> Result<(), String> {
+    /// Tracks a container's cgroup, at depth `level` of the cgroup2 tree,
+    /// with the cgroups below it.
+    pub fn track(&self, cgroup_id: u64, level: u32) -> Result<(), String> {
+        {
+            let mut l = self.levels.lock().unwrap_or_else(|p| p.into_inner());
+            let used: Vec<u32> = (0..interceptor_ebpf::MAX_LEVELS)
+                .map(|i| l.get(&i, 0).unwrap_or(0))
+                .collect();
+            if level != 0 && !used.contains(&level) {
+                match used.iter().position(|&v| v == 0) {
+                    Some(free) => l.set(free as u32, level, 0).map_err(|e| e.to_string())?,
+                    None => tracing::warn!(
+                        level,
+                        "too many cgroup depths: below this container's cgroup nothing is counted"
+                    ),
+                }
+            }
+        }
         let mut t = self.tracked.lock().unwrap_or_else(|p| p.into_inner());
         t.insert(cgroup_id, 1, 0).map_err(|e| e.to_string())
     }

@@ -27,7 +27,7 @@ fn track(daemon: &Daemon, container: &Container, pid: i32, first: bool) {
     }
     match crate::cgroup2::track(&container.id, pid) {
         Ok(t) => {
-            if let Err(e) = probes.track(t.id) {
+            if let Err(e) = probes.track(t.id, t.level) {
                 tracing::warn!(container_id = %container.id, pid, error = %e, "cannot track the container in the probes");
             }
             *slot = Some(t);
