@@ -132,12 +132,7 @@ impl Container {
     pub fn facts(&self, caller_admin: bool, caller_mnt_ns: u64) -> Facts {
         let added = self.added.lock().unwrap_or_else(|p| p.into_inner());
         let mut masks = self.initial_masks.clone();
-        masks
-            .ids
-            .extend(added.masks.ids.iter().map(|(k, v)| (*k, v.clone())));
-        masks
-            .identities
-            .extend(added.masks.identities.iter().cloned());
+        masks.extend(&added.masks);
         Facts {
             initial: self.initial.clone(),
             initial_ro: self.initial_ro.clone(),
@@ -233,8 +228,7 @@ mod tests {
         assert!(f.masks.ids.contains_key(&3));
         assert!(
             f.masks
-                .identities
-                .contains(&("0:5".to_owned(), "/null".to_owned()))
+                .has_identity(&("0:5".to_owned(), "/null".to_owned()))
         );
         assert!(!f.masks.ids.contains_key(&2));
         assert_eq!(f.initial.ids.len(), 3);

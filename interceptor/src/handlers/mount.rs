@@ -87,22 +87,49 @@ pub struct Source {
 ///
 /// An id is kept with the identity it had: the kernel reuses the id of a
 /// mount that is gone, and a new mount with a recorded id is the recorded
-/// one only if it also shows the same filesystem.
+/// one only if it also shows the same filesystem. Identities are kept as
+/// 64-bit hashes, which every container keeps for each of its mounts: a
+/// collision could only make an unprotected mount look protected, never
+/// the reverse.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Known {
-    pub ids: HashMap<u64, (String, String)>,
-    pub identities: HashSet<(String, String)>,
+    pub ids: HashMap<u64, u64>,
+    pub identities: HashSet<u64>,
+}
+
+/// FNV-1a of a mount's identity (device, root).
+fn identity_key(identity: &(String, String)) -> u64 {
+    let bytes = identity
+        .0
+        .bytes()
+        .chain(std::iter::once(0))
+        .chain(identity.1.bytes());
+    bytes.fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 impl Known {
     pub fn insert(&mut self, id: u64, identity: (String, String)) {
-        self.ids.insert(id, identity.clone());
-        self.identities.insert(identity);
+        let key = identity_key(&identity);
+        self.ids.insert(id, key);
+        self.identities.insert(key);
     }
 
     /// Whether mount `id` showing `identity` is one of these, by its id.
     pub fn has_id(&self, id: u64, identity: &(String, String)) -> bool {
-        self.ids.get(&id) == Some(identity)
+        self.ids.get(&id) == Some(&identity_key(identity))
+    }
+
+    /// Whether a mount showing `identity` is (a copy of) one of these.
+    pub fn has_identity(&self, identity: &(String, String)) -> bool {
+        self.identities.contains(&identity_key(identity))
+    }
+
+    /// Adds another set's mounts.
+    pub fn extend(&mut self, other: &Known) {
+        self.ids.extend(other.ids.iter().map(|(k, v)| (*k, *v)));
+        self.identities.extend(other.identities.iter().copied());
     }
 }
 
@@ -130,7 +157,7 @@ pub struct Facts {
 
 impl Facts {
     fn has(&self, set: &Known, t: &Target) -> bool {
-        set.has_id(t.id, &t.identity) || (!self.same_ns && set.identities.contains(&t.identity))
+        set.has_id(t.id, &t.identity) || (!self.same_ns && set.has_identity(&t.identity))
     }
     fn is_protected(&self, t: &Target) -> bool {
         self.has(&self.initial, t) || self.has(&self.masks, t)
