@@ -370,7 +370,13 @@ fn is_live(a: &Allocation) -> bool {
 }
 
 /// Prepares the bundle libcontainer runs. Returns the prepared bundle dir.
-pub fn prepare(globals: &Globals, id: &str, bundle: &Bundle) -> Result<PathBuf, RuntimeError> {
+/// Prepares container `id`; returns the prepared bundle's directory and the
+/// spec written there.
+pub fn prepare(
+    globals: &Globals,
+    id: &str,
+    bundle: &Bundle,
+) -> Result<(PathBuf, oci_spec::runtime::Spec), RuntimeError> {
     let root = &globals.root;
     // Leftovers of an earlier, interrupted create of this id.
     unmount_under(&prepared::dir(root, id))?;
@@ -389,7 +395,7 @@ pub fn prepare(globals: &Globals, id: &str, bundle: &Bundle) -> Result<PathBuf, 
                 listener: None,
             },
         )?;
-        return prepared::write(root, id, &out);
+        return prepared::write(root, id, &out).map(|dir| (dir, out));
     }
 
     spec::check_namespaces(&bundle.spec, is_host_namespace)?;
@@ -435,7 +441,7 @@ fn build(
     ns_path: Option<&Path>,
     lease: Option<crate::subid::Lease>,
     host_caps: &[String],
-) -> Result<PathBuf, RuntimeError> {
+) -> Result<(PathBuf, oci_spec::runtime::Spec), RuntimeError> {
     let root = &globals.root;
     let dir = prepared::dir(root, id);
     let (_, spec_uids, spec_gids) = spec::user_namespace(&bundle.spec);
@@ -560,7 +566,7 @@ fn build(
             listener,
         },
     )?;
-    prepared::write(root, id, &out)
+    prepared::write(root, id, &out).map(|dir| (dir, out))
 }
 
 /// Creates the staging point for spec mount `index`: a directory, or an

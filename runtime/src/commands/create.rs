@@ -74,15 +74,8 @@ pub fn create_container(
     }
     std::fs::create_dir_all(&globals.root)
         .map_err(|e| RuntimeError::io("cannot create state root", &globals.root, e))?;
-    let prepared_dir = syscont::prepare(globals, opts.id, &bundle)?;
+    let (prepared_dir, prepared) = syscont::prepare(globals, opts.id, &bundle)?;
     let syscont = crate::spec::is_syscont(&bundle.spec);
-    let prepared = match crate::prepared::load(&globals.root, opts.id) {
-        Ok(spec) => spec,
-        Err(err) => {
-            remove_leftover(globals, opts.id, &dir);
-            return Err(err);
-        }
-    };
     // A pod's network namespace owned by the host: entered here, inherited
     // by the container (see spec::move_host_netns).
     let netns = match crate::spec::host_netns(&prepared).map(|p| NetnsStay::enter(&p)) {
