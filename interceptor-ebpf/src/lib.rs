@@ -3,6 +3,8 @@
 //! sides agree on every byte.
 #![no_std]
 
+pub mod policy;
+
 /// The most containers the probes track at once; every map is bounded by it.
 pub const MAX_CONTAINERS: u32 = 4096;
 
@@ -116,9 +118,10 @@ pub struct EventKey {
 }
 
 /// The syscalls warren's seccomp filter hands to the interceptor (x86_64
-/// numbers): mount and umount2. The probes time these through seccomp.
+/// numbers): the `Notify` rows of [`policy::RULES`] (a test holds them
+/// equal). The probes time these through seccomp.
 pub const fn intercepted(nr: u64) -> bool {
-    matches!(nr, 165 | 166)
+    matches!(nr, 165 | 166 | 133 | 259)
 }
 
 /// How many log2 buckets the latency histogram has. Bucket `i` counts the
@@ -204,6 +207,29 @@ mod tests {
         assert_eq!(latency_bucket(u64::MAX), LATENCY_BUCKETS - 1);
         assert!(intercepted(165) && intercepted(166) && !intercepted(39));
         assert_eq!(core::mem::size_of::<Latency>(), 8 * (LATENCY_BUCKETS + 1));
+    }
+
+    #[test]
+    fn intercepted_is_the_policy_tables_notify_rows() {
+        for nr in 0..1024u64 {
+            let in_table = policy::RULES
+                .iter()
+                .any(|r| r.action == policy::Action::Notify && r.nr == Some(nr));
+            assert_eq!(intercepted(nr), in_table, "syscall {nr}");
+        }
+    }
+
+    #[test]
+    fn only_pure_propagation_changes_pass() {
+        use policy::*;
+        assert!(is_propagation_only(MS_PRIVATE));
+        assert!(is_propagation_only(MS_SLAVE | MS_REC));
+        assert!(is_propagation_only(MS_SHARED | MS_REC | MS_SILENT));
+        assert!(!is_propagation_only(0));
+        assert!(!is_propagation_only(MS_PRIVATE | MS_SHARED));
+        assert!(!is_propagation_only(0xC0ED_0000 | MS_PRIVATE), "MS_MGC_VAL");
+        assert!(!is_propagation_only(0x1000 | MS_PRIVATE), "MS_BIND");
+        assert!(!is_propagation_only((1 << 40) | MS_PRIVATE), "high bits");
     }
 
     #[test]

@@ -17,17 +17,10 @@ use crate::sys;
 const CAP_MKNOD: u32 = 27;
 
 /// The character devices a container may make: null, zero, full, random,
-/// urandom, tty, console and ptmx.
-pub const SAFE_DEVICES: &[(u32, u32)] = &[
-    (1, 3),
-    (1, 5),
-    (1, 7),
-    (1, 8),
-    (1, 9),
-    (5, 0),
-    (5, 1),
-    (5, 2),
-];
+/// urandom, tty (the caller's own terminal) and ptmx (the devpts instance
+/// beside the node). Not 5:1: a console node opens the host's console, and
+/// a container's /dev/console is its own pty, bound by the runtime.
+pub const SAFE_DEVICES: &[(u32, u32)] = &[(1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 2)];
 
 /// A trapped mknod, its arguments copied out of the caller.
 #[derive(Debug, Clone, PartialEq, Eq)]

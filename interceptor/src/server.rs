@@ -131,8 +131,14 @@ fn handle(daemon: &Arc<Daemon>, conn: std::os::unix::net::UnixStream) {
                 tracing::info!(container_id = %id, "container gone");
             }
         });
-    if let Err(e) = spawned {
-        tracing::error!(error = %e, "cannot start a receive thread");
+    match spawned {
+        // warren-runc waits for this byte before an exec'd process runs
+        // (runtimes that do not wait have closed the socket: that is fine).
+        Ok(_) => {
+            use std::io::Write;
+            let _ = (&conn).write_all(b"1");
+        }
+        Err(e) => tracing::error!(error = %e, "cannot start a receive thread"),
     }
 }
 

@@ -32,7 +32,7 @@ fn copy_call(n: &Notif) -> Result<(&'static str, Call), i32> {
                     source,
                     target,
                     fstype,
-                    flags: a[3],
+                    flags: crate::handlers::mount::kernel_flags(a[3]),
                     data,
                 },
             ))

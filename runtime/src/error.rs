@@ -66,6 +66,8 @@ pub enum RuntimeError {
     Prepare(Box<crate::idmap::IdmapError>),
     #[error(transparent)]
     Interceptor(#[from] crate::interceptor_client::InterceptorError),
+    #[error(transparent)]
+    ExecListener(#[from] crate::exec_listener::ExecListenerError),
 }
 
 impl From<LibcontainerError> for RuntimeError {

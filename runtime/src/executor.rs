@@ -13,9 +13,19 @@ use oci_spec::runtime::Spec;
 
 #[derive(Clone, Default)]
 pub struct RuncLikeExecutor {
-    /// For exec into a system container: an fd of its user namespace, to
-    /// enter before execve (see [`crate::join`]).
-    pub join_userns: Option<std::os::fd::RawFd>,
+    /// For exec: what the exec'd process finishes before execve (see
+    /// [`crate::join`]).
+    pub exec: Option<crate::join::ExecPlan>,
+}
+
+/// The home directory of `uid` in the container's /etc/passwd.
+pub fn home_of(uid: u32) -> Option<String> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        (fields.len() > 5 && fields[2].parse::<u32>().ok() == Some(uid))
+            .then(|| fields[5].to_owned())
+    })
 }
 
 fn args_of(spec: &Spec) -> Option<&Vec<String>> {
@@ -69,8 +79,8 @@ pub fn resolve(name: &str, path_var: Option<&str>) -> Result<PathBuf, String> {
 
 impl Executor for RuncLikeExecutor {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
-        if let Some(fd) = self.join_userns {
-            crate::join::enter(fd, spec)
+        if let Some(plan) = &self.exec {
+            crate::join::finish(plan)
                 .map_err(|e| ExecutorError::Other(crate::error::one_line(&e)))?;
         }
         let args = args_of(spec).ok_or(ExecutorError::InvalidArg)?;

@@ -1,15 +1,26 @@
-//! Joining a system container's user namespace from `exec`.
+//! The last steps of an exec'd process, which libcontainer 0.7 leaves out.
 //!
-//! libcontainer 0.7 joins an exec'd process to the container's ipc, uts,
-//! net, pid, mount, cgroup and time namespaces, but not to its user
-//! namespace: the process would run as host root. warren's executor
-//! finishes the job as its last step before execve: it enters the user
-//! namespace (through an fd opened by warren-runc before forking), then takes
-//! the process's user, groups and capabilities again, now inside it.
+//! libcontainer joins an exec'd process to the container's ipc, uts, net,
+//! pid, mount, cgroup and time namespaces, but not to its user namespace (the
+//! process would run as host root), and it drops the container's seccomp
+//! profile from an exec'd process altogether. warren-runc therefore hands
+//! libcontainer the process as root with every capability, and warren's
+//! executor finishes the job as its last step before execve:
+//! 1. it enters the container's user namespace (through an fd opened by
+//!    warren-runc before forking), where it holds every capability;
+//! 2. it loads the container's seccomp profile, as runc does for exec, and
+//!    passes the notify fd, when the profile has a listener, to warren-runc
+//!    over an inherited socket, then waits until warren-runc says the
+//!    listener holds it (see [`crate::exec_listener`]);
+//! 3. it takes the process's real user, groups and capabilities.
+//!
+//! So no instruction of the exec'd program runs without the filter, and a
+//! non-root exec user (`exec -u 1000`) joins the user namespace while still
+//! privileged.
 
 use std::os::fd::RawFd;
 
-use oci_spec::runtime::{Capability, Spec};
+use oci_spec::runtime::{Capability, LinuxSeccomp, Process};
 
 use crate::features::KNOWN_CAPABILITIES;
 
@@ -26,6 +37,23 @@ pub enum JoinError {
     },
     #[error("cannot set the process capabilities inside the container")]
     Caps(#[source] std::io::Error),
+    #[error("cannot load the container's seccomp profile")]
+    Seccomp(#[source] libcontainer::seccomp::SeccompError),
+    #[error("cannot hand the seccomp notify fd to warren-runc")]
+    Listener(#[source] std::io::Error),
+}
+
+/// What the executor of an exec'd process finishes (see the module doc).
+#[derive(Clone)]
+pub struct ExecPlan {
+    /// The container's user namespace, when it has one of its own.
+    pub userns: Option<RawFd>,
+    /// The container's seccomp profile, as its init got it.
+    pub seccomp: Option<LinuxSeccomp>,
+    /// This end of warren-runc's socket pair (see [`crate::exec_listener`]).
+    pub channel: RawFd,
+    /// The process as the client asked for it: user, groups, capabilities.
+    pub process: Process,
 }
 
 fn last() -> std::io::Error {
@@ -64,24 +92,46 @@ struct CapData {
 
 const CAP_VERSION_3: u32 = 0x2008_0522;
 
-/// Enters the user namespace `userns_fd` and becomes the spec's process
-/// user there, with the spec's capabilities.
-pub fn enter(userns_fd: RawFd, spec: &Spec) -> Result<(), JoinError> {
-    let process = spec.process().as_ref();
-    let user = process.map(|p| p.user().clone()).unwrap_or_default();
-    let caps = process.and_then(|p| p.capabilities().as_ref());
-
-    // SAFETY: setns takes an fd this process holds open and a flag; it
-    // touches no memory of ours. The process is single-threaded here.
-    if unsafe { libc::setns(userns_fd, libc::CLONE_NEWUSER) } != 0 {
-        return Err(JoinError::SetNs(last()));
+/// Runs the steps of the module doc, in that order.
+pub fn finish(plan: &ExecPlan) -> Result<(), JoinError> {
+    if let Some(fd) = plan.userns {
+        // SAFETY: setns takes an fd this process holds open and a flag; it
+        // touches no memory of ours. The process is single-threaded here.
+        if unsafe { libc::setns(fd, libc::CLONE_NEWUSER) } != 0 {
+            return Err(JoinError::SetNs(last()));
+        }
     }
+    let notify = match &plan.seccomp {
+        Some(profile) => {
+            libcontainer::seccomp::initialize_seccomp(profile).map_err(JoinError::Seccomp)?
+        }
+        None => None,
+    };
+    crate::exec_listener::hand_over(plan.channel, notify).map_err(JoinError::Listener)?;
+    become_user(&plan.process)
+}
+
+/// Becomes the process's user, with its groups and capabilities.
+fn become_user(process: &Process) -> Result<(), JoinError> {
+    let user = process.user().clone();
+    let caps = process.capabilities().as_ref();
     // Keep the permitted set across the uid change below; the sets are
     // replaced right after.
     // SAFETY: prctl with integer arguments only.
     unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) };
 
     let (uid, gid) = (user.uid(), user.gid());
+    let env_has_home = process
+        .env()
+        .as_ref()
+        .is_some_and(|env| env.iter().any(|e| e.starts_with("HOME=")));
+    if uid != 0 && !env_has_home {
+        // libcontainer set HOME for root; runc gives the user's own.
+        let home = crate::executor::home_of(uid).unwrap_or_else(|| "/".into());
+        // SAFETY: the process is single-threaded here (it forked from
+        // libcontainer's init and runs the executor alone).
+        unsafe { std::env::set_var("HOME", home) };
+    }
     let groups: Vec<libc::gid_t> = user.additional_gids().clone().unwrap_or_default();
     let set_id = |source| JoinError::SetId { uid, gid, source };
     // SAFETY: groups outlives the call and its length is passed with it.

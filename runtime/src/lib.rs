@@ -7,6 +7,7 @@ pub mod cli;
 pub mod commands;
 pub mod container;
 pub mod error;
+pub mod exec_listener;
 pub mod executor;
 pub mod features;
 pub mod idmap;

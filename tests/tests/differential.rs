@@ -40,8 +40,11 @@ fn warren_and_crun_agree_on_what_the_container_sees() {
     let w = Runtime::warren();
     let dir = target_dir().join("test-bundles").join(unique("diff"));
     let b = bundle(&w.bin, &dir, &shared_busybox(), &["sh", "-c", PROBE], plain);
+    // crun needs the hugetlb v1 hierarchy mounted (see host::bind_hugetlb_v1),
+    // and both runtimes must see the same host: the peer comes first.
+    let c = Runtime::peer("crun");
     let warren = probe(&w, &b);
-    let crun = probe(&Runtime::peer("crun"), &b);
+    let crun = probe(&c, &b);
     for (section_w, section_c) in warren.split("== ").zip(crun.split("== ")) {
         assert_eq!(section_w, section_c, "warren and crun differ");
     }

@@ -11,6 +11,20 @@ pub const MS_BIND: u64 = 0x1000;
 pub const MS_MOVE: u64 = 0x2000;
 pub const MS_PROPAGATION: u64 = (1 << 17) | (1 << 18) | (1 << 19) | (1 << 20);
 pub const MNT_DETACH: u64 = 0x2;
+const MS_MGC_MSK: u64 = 0xffff_0000;
+const MS_MGC_VAL: u64 = 0xc0ed_0000;
+
+/// mount(2) flags as the kernel reads them: the magic number old callers
+/// put in the upper 16 bits is dropped, and so is everything above the 32
+/// bits the kernel knows, exactly as the kernel does before deciding.
+pub fn kernel_flags(flags: u64) -> u64 {
+    let flags = flags & 0xffff_ffff;
+    if flags & MS_MGC_MSK == MS_MGC_VAL {
+        flags & !MS_MGC_MSK
+    } else {
+        flags
+    }
+}
 
 /// A trapped call, with its arguments copied out of the caller.
 #[derive(Debug, Clone, PartialEq)]
@@ -217,6 +231,12 @@ pub fn decide(call: &Call, target: Option<&Target>, facts: &Facts) -> Action {
                     Action::Deny(libc::EPERM)
                 };
             }
+            // The kernel's order: remount, bind, propagation, move, new.
+            // A propagation change decides on the flags alone, which the
+            // caller cannot change after they were read.
+            if flags & MS_PROPAGATION != 0 && flags & MS_BIND == 0 {
+                return Action::Continue;
+            }
             if flags & MS_MOVE != 0 && flags & MS_BIND == 0 {
                 // Moving a mask, or a read-only path, off what it covers
                 // would uncover it. A move is made on the resolved paths,
@@ -239,9 +259,6 @@ pub fn decide(call: &Call, target: Option<&Target>, facts: &Facts) -> Action {
                 } else {
                     Action::Deny(libc::EPERM)
                 };
-            }
-            if flags & MS_PROPAGATION != 0 && flags & MS_BIND == 0 {
-                return Action::Continue;
             }
             // Mounting over a mask hides the mask under something else and
             // reveals nothing; runtimes inside mask paths that way (a bind
@@ -342,6 +359,15 @@ mod tests {
             is_mount_root: true,
             pseudo,
         })
+    }
+
+    #[test]
+    fn the_magic_number_is_dropped_as_the_kernel_drops_it() {
+        assert_eq!(kernel_flags(0xC0ED_0000), 0);
+        assert_eq!(kernel_flags(0xC0ED_0000 | MS_BIND), MS_BIND);
+        assert_eq!(kernel_flags(1 << 40), 0);
+        // Not the magic: kept, so a propagation bit still reads as one.
+        assert_eq!(kernel_flags(0xC0EC_0000), 0xC0EC_0000);
     }
 
     fn mount(fstype: Option<&str>, flags: u64) -> Call {

@@ -104,6 +104,24 @@ pub fn create_container(
         None
     };
 
+    // The container's processes inherit it: the syscalls of warren's table
+    // that libseccomp cannot name are refused by number. warren-runc needs
+    // none of them from here on.
+    let warrens_rules = prepared
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+        .is_some_and(crate::spec::seccomp::is_warrens);
+    if warrens_rules {
+        if let Err(e) = crate::spec::seccomp::refuse_by_number() {
+            remove_leftover(globals, opts.id, &dir);
+            return Err(RuntimeError::io(
+                "cannot load the filter of",
+                "unnamed syscalls",
+                e,
+            ));
+        }
+    }
     let built = ContainerBuilder::new(opts.id.to_owned(), SyscallType::default())
         .with_executor(RuncLikeExecutor::default())
         .with_root_path(globals.root.clone())

@@ -1,56 +1,35 @@
 //! The seccomp rules that send a system container's privileged calls to
 //! warren-interceptor, merged into whatever profile the spec already has.
 //!
-//! Trap narrowly, in the filter itself:
-//! - `mount` traps only what the kernel cannot decide alone in a user
-//!   namespace: a new superblock (no MS_BIND, MS_REMOUNT, MS_MOVE or
-//!   propagation flag), because a fresh proc or sysfs is refused while the
-//!   container has masked paths, and the interceptor must re-apply those
-//!   masks on it; MS_REMOUNT, because a read-only mount the runtime set up
-//!   must stay read-only; and MS_BIND, because a bind onto a masked path
-//!   would hide the mask. MS_MOVE and propagation changes never trap: the
-//!   kernel's own checks are the guard.
-//! - `umount2` (and `umount`) always trap: the initial mounts and masks
-//!   must not be unmounted, and the kernel would allow it.
-//! - `fsopen`, `fsconfig`, `fsmount`, `fspick`, `move_mount` and
-//!   `open_tree` fail with ENOSYS, so that mount(8) and runc fall back to
-//!   mount(2), where the rules above apply. Emulating the fd-based API
-//!   would need every step checked across several calls.
-//! - A nested `seccomp()` that asks for SECCOMP_FILTER_FLAG_NEW_LISTENER
-//!   gets EINVAL: a listener inside could answer for the container's own
-//!   processes and race warren's.
+//! The rules are built from one table, [`interceptor_ebpf::policy::RULES`]
+//! (what is trapped, refused and allowed, and why; the README's table is
+//! tested against it). Trap narrowly, in the filter itself, but default to
+//! trapping: mount(2) traps unless its flags are exactly one propagation
+//! change, whatever other bits they carry (MS_MGC_VAL included), and the
+//! whole fd-based mount API fails with ENOSYS. The spec's own rules for these
+//! calls are replaced.
+//!
+//! Names libseccomp does not know (it skips them, and so does libcontainer)
+//! are refused by number by a second, fixed filter: [`refuse_by_number`].
 
+use interceptor_ebpf::policy::{
+    Action, MS_REC, MS_SILENT, PROPAGATION, RULES, SECCOMP_FILTER_FLAG_NEW_LISTENER, When,
+};
 use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction, LinuxSyscall};
 use serde_json::json;
 
 pub const MS_REMOUNT: u64 = 0x20;
 pub const MS_BIND: u64 = 0x1000;
 pub const MS_MOVE: u64 = 0x2000;
-pub const MS_UNBINDABLE: u64 = 1 << 17;
-pub const MS_PRIVATE: u64 = 1 << 18;
-pub const MS_SLAVE: u64 = 1 << 19;
-pub const MS_SHARED: u64 = 1 << 20;
 const S_IFMT: u64 = 0o170000;
 const S_IFCHR: u64 = 0o020000;
-const NEW_SUPERBLOCK_MASK: u64 =
-    MS_REMOUNT | MS_BIND | MS_MOVE | MS_UNBINDABLE | MS_PRIVATE | MS_SLAVE | MS_SHARED;
-const SECCOMP_FILTER_FLAG_NEW_LISTENER: u64 = 1 << 3;
 
-/// The syscalls warren takes over; rules the spec has for them are replaced.
-const OWNED: &[&str] = &[
-    "mount",
-    "umount",
-    "umount2",
-    "fsopen",
-    "fsconfig",
-    "fsmount",
-    "fspick",
-    "move_mount",
-    "open_tree",
-];
-
-fn masked_eq(index: usize, mask: u64, value: u64) -> serde_json::Value {
+fn masked_eq(index: u32, mask: u64, value: u64) -> serde_json::Value {
     json!({"index": index, "value": mask, "valueTwo": value, "op": "SCMP_CMP_MASKED_EQ"})
+}
+
+fn eq(index: u32, value: u64) -> serde_json::Value {
+    json!({"index": index, "value": value, "op": "SCMP_CMP_EQ"})
 }
 
 fn rule(
@@ -82,6 +61,49 @@ fn allows(profile: &LinuxSeccomp, name: &str) -> bool {
     })
 }
 
+/// The argument conditions under which a row applies: one rule per entry
+/// (rules are ORed; a rule's conditions are ANDed).
+fn conditions(when: When) -> Vec<Vec<serde_json::Value>> {
+    match when {
+        When::Always => vec![vec![]],
+        When::CharDevice { arg } => vec![vec![masked_eq(arg, S_IFMT, S_IFCHR)]],
+        When::NewListener => vec![vec![masked_eq(
+            1,
+            SECCOMP_FILTER_FLAG_NEW_LISTENER,
+            SECCOMP_FILTER_FLAG_NEW_LISTENER,
+        )]],
+        When::NotPropagationOnly => {
+            // seccomp compares, it cannot test "not one of": trap on any bit
+            // outside the propagation flags (MS_REC and MS_SILENT aside), on
+            // no propagation flag, and on two of them.
+            let all: u64 = PROPAGATION.iter().fold(0, |a, b| a | b);
+            let free = all | MS_REC | MS_SILENT;
+            let mut out: Vec<Vec<serde_json::Value>> = (0..64)
+                .map(|bit| 1u64 << bit)
+                .filter(|b| free & b == 0)
+                .map(|b| vec![masked_eq(3, b, b)])
+                .collect();
+            out.push(vec![masked_eq(3, all, 0)]);
+            for (i, a) in PROPAGATION.iter().enumerate() {
+                for b in &PROPAGATION[i + 1..] {
+                    out.push(vec![masked_eq(3, a | b, a | b)]);
+                }
+            }
+            out
+        }
+    }
+}
+
+/// The exact mount(2) flags a deny-by-default profile must still allow:
+/// the propagation changes the trap rules let through.
+fn propagation_values() -> Vec<u64> {
+    let extras = [0, MS_REC, MS_SILENT, MS_REC | MS_SILENT];
+    PROPAGATION
+        .iter()
+        .flat_map(|p| extras.iter().map(move |e| p | e))
+        .collect()
+}
+
 /// Returns the profile with warren's rules, talking to `listener`.
 pub fn with_interception(
     profile: Option<LinuxSeccomp>,
@@ -100,102 +122,132 @@ pub fn with_interception(
         let names: Vec<String> = r
             .names()
             .iter()
-            .filter(|n| !OWNED.contains(&n.as_str()) && n.as_str() != "seccomp")
+            .filter(|n| !RULES.iter().any(|o| o.name == n.as_str()))
             .cloned()
             .collect();
         r.set_names(names);
     }
     rules.retain(|r| !r.names().is_empty());
 
-    if allow_default {
-        rules.push(rule(
-            &["mount"],
-            "SCMP_ACT_NOTIFY",
-            vec![masked_eq(3, NEW_SUPERBLOCK_MASK, 0)],
-            None,
-        ));
-        rules.push(rule(
-            &["mount"],
-            "SCMP_ACT_NOTIFY",
-            vec![masked_eq(3, MS_REMOUNT, MS_REMOUNT)],
-            None,
-        ));
-        rules.push(rule(
-            &["mount"],
-            "SCMP_ACT_NOTIFY",
-            vec![masked_eq(3, MS_BIND | MS_REMOUNT, MS_BIND)],
-            None,
-        ));
-        // A move could carry a mask away from what it covers.
-        rules.push(rule(
-            &["mount"],
-            "SCMP_ACT_NOTIFY",
-            vec![masked_eq(3, MS_MOVE | MS_REMOUNT | MS_BIND, MS_MOVE)],
-            None,
-        ));
-    } else {
-        // Under a deny-by-default profile the calls the rules above let
-        // through would be denied: trap every mount and let the interceptor
-        // continue the moves and propagation changes.
-        rules.push(rule(&["mount"], "SCMP_ACT_NOTIFY", vec![], None));
-    }
-    // Character devices: the interceptor makes the safe ones (null, zero,
-    // full, random, urandom, tty, console, ptmx), which engines inside
-    // create while building images; the kernel alone refuses them in a
-    // user namespace. Other kinds of node are not trapped.
-    rules.push(rule(
-        &["mknod"],
-        "SCMP_ACT_NOTIFY",
-        vec![masked_eq(1, S_IFMT, S_IFCHR)],
-        None,
-    ));
-    rules.push(rule(
-        &["mknodat"],
-        "SCMP_ACT_NOTIFY",
-        vec![masked_eq(2, S_IFMT, S_IFCHR)],
-        None,
-    ));
-    rules.push(rule(
-        &["umount2", "umount"],
-        "SCMP_ACT_NOTIFY",
-        vec![],
-        None,
-    ));
-    rules.push(rule(
-        &[
-            "fsopen",
-            "fsconfig",
-            "fsmount",
-            "fspick",
-            "move_mount",
-            "open_tree",
-        ],
-        "SCMP_ACT_ERRNO",
-        vec![],
-        Some(libc::ENOSYS),
-    ));
-    rules.push(rule(
-        &["seccomp"],
-        "SCMP_ACT_ERRNO",
-        vec![masked_eq(
-            1,
-            SECCOMP_FILTER_FLAG_NEW_LISTENER,
-            SECCOMP_FILTER_FLAG_NEW_LISTENER,
-        )],
-        Some(libc::EINVAL),
-    ));
-    if seccomp_allowed && !allow_default {
-        rules.push(rule(
-            &["seccomp"],
-            "SCMP_ACT_ALLOW",
-            vec![masked_eq(1, SECCOMP_FILTER_FLAG_NEW_LISTENER, 0)],
-            None,
-        ));
+    for row in RULES {
+        let (action, errno) = match row.action {
+            Action::Notify => ("SCMP_ACT_NOTIFY", None),
+            Action::Enosys => ("SCMP_ACT_ERRNO", Some(libc::ENOSYS)),
+            Action::Einval => ("SCMP_ACT_ERRNO", Some(libc::EINVAL)),
+        };
+        for args in conditions(row.when) {
+            rules.push(rule(&[row.name], action, args, errno));
+        }
+        if allow_default {
+            continue;
+        }
+        // Under a deny-by-default profile, what the rows let through must be
+        // allowed explicitly, or the profile's default would refuse it.
+        match row.when {
+            When::NotPropagationOnly => {
+                for v in propagation_values() {
+                    rules.push(rule(&[row.name], "SCMP_ACT_ALLOW", vec![eq(3, v)], None));
+                }
+            }
+            When::NewListener if seccomp_allowed => {
+                rules.push(rule(
+                    &[row.name],
+                    "SCMP_ACT_ALLOW",
+                    vec![masked_eq(1, SECCOMP_FILTER_FLAG_NEW_LISTENER, 0)],
+                    None,
+                ));
+            }
+            _ => {}
+        }
     }
     profile.set_syscalls(Some(rules));
     profile.set_listener_path(Some(listener.to_path_buf()));
     profile.set_listener_metadata(Some(metadata.to_owned()));
     profile
+}
+
+/// Whether `profile` carries warren's rules (see [`with_interception`]).
+pub fn is_warrens(profile: &LinuxSeccomp) -> bool {
+    profile.listener_metadata().as_deref() == Some(super::LISTENER_METADATA)
+}
+
+/// The numbers of the table's ENOSYS rows whose names this machine's
+/// libseccomp cannot resolve (libcontainer skips those rules).
+fn unnamed_enosys() -> Vec<u32> {
+    RULES
+        .iter()
+        .filter(|r| r.action == Action::Enosys)
+        .filter(|r| libseccomp::ScmpSyscall::from_name(r.name).is_err())
+        .filter_map(|r| r.nr)
+        .map(|n| n as u32)
+        .collect()
+}
+
+/// Installs, in the calling process and everything it starts, a filter
+/// that refuses by number, on x86_64 (x32 too) and i386, the table's ENOSYS
+/// rows that libseccomp cannot name (`open_tree_attr` with libseccomp
+/// 2.5), so that the spec's rules skip none of the table. Only unnamed
+/// calls: libcontainer itself, which this process runs next, uses the
+/// named ones (fsopen for proc) and knows no unnamed one. Needs
+/// CAP_SYS_ADMIN or no_new_privs, like any filter.
+pub fn refuse_by_number() -> std::io::Result<()> {
+    const AUDIT_ARCH_X86_64: u32 = 0xC000_003E;
+    const AUDIT_ARCH_I386: u32 = 0x4000_0003;
+    const X32_BIT: u32 = 0x4000_0000;
+    const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
+    const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
+    let numbers = unnamed_enosys();
+    if numbers.is_empty() {
+        return Ok(());
+    }
+    let stmt = |code: u32, k: u32| libc::sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let jeq = |k: u32, jt: u8, jf: u8| libc::sock_filter {
+        code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+        jt,
+        jf,
+        k,
+    };
+    let n = numbers.len() as u8;
+    let mut prog = vec![
+        // arch: seccomp_data.arch is at offset 4, nr at 0.
+        stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 4),
+        jeq(AUDIT_ARCH_X86_64, 1, 0),
+        jeq(AUDIT_ARCH_I386, 0, n + 2),
+        stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0),
+        stmt(libc::BPF_ALU | libc::BPF_AND | libc::BPF_K, !X32_BIT),
+    ];
+    for (i, nr) in numbers.iter().enumerate() {
+        // On a match, jump past the remaining compares and the ALLOW.
+        prog.push(jeq(*nr, n - i as u8, 0));
+    }
+    prog.push(stmt(libc::BPF_RET | libc::BPF_K, SECCOMP_RET_ALLOW));
+    prog.push(stmt(
+        libc::BPF_RET | libc::BPF_K,
+        SECCOMP_RET_ERRNO | libc::ENOSYS as u32,
+    ));
+    let fprog = libc::sock_fprog {
+        len: prog.len() as u16,
+        filter: prog.as_mut_ptr(),
+    };
+    // SAFETY: fprog points at prog, which outlives the call; the kernel
+    // copies the program before returning.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            0,
+            &fprog as *const libc::sock_fprog,
+        )
+    };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -212,34 +264,101 @@ mod tests {
             .collect()
     }
 
+    /// Evaluates the profile's rules for one syscall the way the kernel
+    /// would see them (rules ORed, conditions ANDed), for MASKED_EQ and EQ.
+    fn verdict(p: &LinuxSeccomp, name: &str, args: [u64; 6]) -> LinuxSeccompAction {
+        use oci_spec::runtime::LinuxSeccompOperator as Op;
+        for r in actions_for(p, name) {
+            let hit = r.args().as_ref().is_none_or(|conds| {
+                conds.iter().all(|c| {
+                    let a = args[c.index()];
+                    match c.op() {
+                        Op::ScmpCmpMaskedEq => a & c.value() == c.value_two().unwrap_or(0),
+                        Op::ScmpCmpEq => a == c.value(),
+                        other => panic!("unexpected operator {other:?}"),
+                    }
+                })
+            });
+            if hit {
+                return r.action();
+            }
+        }
+        p.default_action()
+    }
+
+    fn mount_flags(flags: u64) -> [u64; 6] {
+        [0, 0, 0, flags, 0, 0]
+    }
+
     #[test]
-    fn no_profile_gets_narrow_traps() {
+    fn mount_traps_everything_but_a_pure_propagation_change() {
+        use interceptor_ebpf::policy::{MS_PRIVATE, MS_SHARED, MS_SLAVE};
+        for profile in [
+            None,
+            Some(serde_json::from_value(json!({"defaultAction": "SCMP_ACT_ERRNO"})).unwrap()),
+        ] {
+            let p = with_interception(profile, Path::new("/s"), "m");
+            let notify = LinuxSeccompAction::ScmpActNotify;
+            for flags in [
+                0,
+                MS_BIND,
+                MS_BIND | MS_REC,
+                MS_REMOUNT,
+                MS_MOVE,
+                0xC0ED_0000,
+                0xC0ED_0000 | MS_PRIVATE,
+                MS_PRIVATE | MS_SHARED,
+                MS_SLAVE | (1 << 40),
+                1, // MS_RDONLY: a new superblock
+            ] {
+                assert_eq!(
+                    verdict(&p, "mount", mount_flags(flags)),
+                    notify,
+                    "{flags:#x}"
+                );
+            }
+            for flags in [
+                MS_PRIVATE,
+                MS_SLAVE | MS_REC,
+                MS_SHARED | MS_REC | MS_SILENT,
+            ] {
+                assert_eq!(
+                    verdict(&p, "mount", mount_flags(flags)),
+                    LinuxSeccompAction::ScmpActAllow,
+                    "{flags:#x}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_row_of_the_table_has_its_rule() {
         let p = with_interception(None, Path::new("/run/warren/i.sock"), "warren/v1");
         assert_eq!(p.default_action(), LinuxSeccompAction::ScmpActAllow);
         assert_eq!(
             p.listener_path().as_deref(),
             Some(Path::new("/run/warren/i.sock"))
         );
-        let mounts = actions_for(&p, "mount");
-        assert_eq!(mounts.len(), 4);
-        assert!(
-            mounts
-                .iter()
-                .all(|r| r.action() == LinuxSeccompAction::ScmpActNotify)
-        );
-        assert!(
-            mounts
-                .iter()
-                .all(|r| r.args().as_ref().is_some_and(|a| a.len() == 1))
-        );
-        let fs = actions_for(&p, "fsopen");
-        assert_eq!(fs[0].errno_ret(), Some(libc::ENOSYS as u32));
-        let sc = actions_for(&p, "seccomp");
-        assert_eq!(sc.len(), 1);
-        assert_eq!(sc[0].errno_ret(), Some(libc::EINVAL as u32));
+        for row in RULES {
+            let rules = actions_for(&p, row.name);
+            assert!(!rules.is_empty(), "{}", row.name);
+            let want = match row.action {
+                Action::Notify => LinuxSeccompAction::ScmpActNotify,
+                Action::Enosys | Action::Einval => LinuxSeccompAction::ScmpActErrno,
+            };
+            assert!(rules.iter().all(|r| r.action() == want), "{}", row.name);
+        }
         assert_eq!(
-            actions_for(&p, "umount2")[0].action(),
-            LinuxSeccompAction::ScmpActNotify
+            actions_for(&p, "fsopen")[0].errno_ret(),
+            Some(libc::ENOSYS as u32)
+        );
+        assert_eq!(
+            actions_for(&p, "open_tree_attr")[0].errno_ret(),
+            Some(libc::ENOSYS as u32)
+        );
+        assert_eq!(
+            actions_for(&p, "seccomp")[0].errno_ret(),
+            Some(libc::EINVAL as u32)
         );
     }
 
@@ -257,12 +376,24 @@ mod tests {
         assert_eq!(p.default_action(), LinuxSeccompAction::ScmpActErrno);
         let read = actions_for(&p, "read");
         assert_eq!(read[0].action(), LinuxSeccompAction::ScmpActAllow);
-        let mounts = actions_for(&p, "mount");
-        assert_eq!(mounts.len(), 1, "only warren's rule for mount remains");
-        assert_eq!(mounts[0].action(), LinuxSeccompAction::ScmpActNotify);
-        assert!(mounts[0].args().is_none());
+        assert!(
+            actions_for(&p, "mount").iter().all(|r| r.args().is_some()),
+            "the spec's unconditional allow of mount is gone"
+        );
         let sc = actions_for(&p, "seccomp");
         assert_eq!(sc.len(), 2, "EINVAL for NEW_LISTENER, allowed otherwise");
+        assert_eq!(
+            verdict(&p, "seccomp", [1, 0, 0, 0, 0, 0]),
+            LinuxSeccompAction::ScmpActAllow
+        );
+        assert_eq!(
+            verdict(
+                &p,
+                "seccomp",
+                [1, SECCOMP_FILTER_FLAG_NEW_LISTENER, 0, 0, 0, 0]
+            ),
+            LinuxSeccompAction::ScmpActErrno
+        );
         assert_eq!(actions_for(&p, "umount2").len(), 1);
     }
 }

@@ -246,6 +246,64 @@ fn main() {
             // SAFETY: exits the whole process at once, on purpose.
             unsafe { libc::syscall(libc::SYS_exit_group, 0) };
         }
+        // mount(2) with MS_MGC_VAL in the flags, which the kernel strips:
+        // a new proc or sysfs at `/tmp/magic` (args: proc|sysfs, and the
+        // target), printed as `magic-<fs> result`.
+        "magic" => {
+            let fs = args.get(2).map(String::as_str).unwrap_or("proc");
+            let target = args.get(3).map(String::as_str).unwrap_or("/tmp/magic");
+            let _ = std::fs::create_dir_all(target);
+            let t = CString::new(target).unwrap_or_default();
+            let rc = mount(fs, t.as_ptr().cast(), fs, 0xC0ED_0000);
+            println!("magic-{fs} {}", name(rc));
+        }
+        // open_tree_attr (467): a detached, non-recursive copy of a path.
+        "open-tree-attr" => {
+            let path = args.get(2).map(String::as_str).unwrap_or("/sys");
+            let p = CString::new(path).unwrap_or_default();
+            // SAFETY: p outlives the call; a null attr with size 0 is valid.
+            let rc = unsafe {
+                libc::syscall(
+                    467,
+                    libc::AT_FDCWD,
+                    p.as_ptr(),
+                    libc::OPEN_TREE_CLONE,
+                    std::ptr::null::<u8>(),
+                    0usize,
+                )
+            };
+            println!("open-tree-attr {}", name(if rc >= 0 { 0 } else { errno() }));
+        }
+        // mount_setattr clearing MOUNT_ATTR_RDONLY on a path.
+        "setattr-rw" => {
+            let path = args.get(2).map(String::as_str).unwrap_or("/");
+            let p = CString::new(path).unwrap_or_default();
+            #[repr(C)]
+            struct MountAttr {
+                attr_set: u64,
+                attr_clr: u64,
+                propagation: u64,
+                userns_fd: u64,
+            }
+            let attr = MountAttr {
+                attr_set: 0,
+                attr_clr: 1, // MOUNT_ATTR_RDONLY
+                propagation: 0,
+                userns_fd: 0,
+            };
+            // SAFETY: p and attr outlive the call; size is attr's.
+            let rc = unsafe {
+                libc::syscall(
+                    libc::SYS_mount_setattr,
+                    libc::AT_FDCWD,
+                    p.as_ptr(),
+                    0,
+                    &attr as *const MountAttr,
+                    std::mem::size_of::<MountAttr>(),
+                )
+            };
+            println!("setattr-rw {}", name(if rc >= 0 { 0 } else { errno() }));
+        }
         "noop" => {}
         // What engines inside do, each printed as `name result`:
         // a mount and a plain umount from a thread that is not the

@@ -1,0 +1,273 @@
+//! Root inside a system container attacks warren's protections the way an
+//! attacker would, one attack class per test. Each test looks at the
+//! protected object afterwards (the mask still hides its file, the host's
+//! file is unchanged), not only at the errno.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use warren_tests::fixtures::{bundle, hostile_bin, shared_busybox};
+use warren_tests::runtime::{Runtime, stderr, stdout};
+use warren_tests::{target_dir, unique};
+
+fn bundle_dir(name: &str) -> PathBuf {
+    target_dir().join("test-bundles").join(unique(name))
+}
+
+/// A spec edit that binds the hostile program at /opt and gives /tmp a
+/// tmpfs of the container's own.
+fn with_hostile(spec: &mut serde_json::Value) {
+    let dir = hostile_bin().parent().unwrap().to_path_buf();
+    let mounts = spec["mounts"].as_array_mut().unwrap();
+    mounts.push(serde_json::json!(
+        {"destination": "/opt", "type": "bind", "source": dir, "options": ["rbind", "ro"]}
+    ));
+    mounts.push(serde_json::json!(
+        {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]}
+    ));
+}
+
+/// Runs `script` as the init of a new system container; returns stdout.
+fn run(
+    rt: &Runtime,
+    name: &str,
+    script: &str,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> String {
+    let b = bundle(
+        &rt.bin,
+        &bundle_dir(name),
+        &shared_busybox(),
+        &["sh", "-c", script],
+        |spec| {
+            with_hostile(spec);
+            edit(spec);
+        },
+    );
+    let id = unique(name);
+    let _g = rt.cleanup(&id);
+    let out = rt.run(&["run", "--bundle", b.to_str().unwrap(), &id]);
+    assert!(
+        out.status.success(),
+        "{name}: {}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    stdout(&out)
+}
+
+fn has_line(out: &str, line: &str) {
+    assert!(out.lines().any(|l| l == line), "no {line:?} in:\n{out}");
+}
+
+/// A running system container whose init sleeps; deleted when dropped.
+struct Running<'a> {
+    rt: &'a Runtime,
+    id: String,
+}
+
+impl<'a> Running<'a> {
+    fn start(rt: &'a Runtime, name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> Self {
+        let b = bundle(
+            &rt.bin,
+            &bundle_dir(name),
+            &shared_busybox(),
+            &["sleep", "1000"],
+            |spec| {
+                with_hostile(spec);
+                edit(spec);
+            },
+        );
+        let id = unique(name);
+        rt.ok(&["run", "--detach", "--bundle", b.to_str().unwrap(), &id]);
+        rt.wait_status(&id, "running", Duration::from_secs(10));
+        Running { rt, id }
+    }
+
+    fn exec(&self, extra: &[&str], script: &str) -> String {
+        let mut args = vec!["exec"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[&self.id, "sh", "-c", script]);
+        self.rt.ok(&args)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        let _ = self.rt.run(&["delete", "--force", &self.id]);
+    }
+}
+
+/// What an exec'd shell tries on the masks; the last lines show the masks.
+const UNMASK: &str = "grep Seccomp: /proc/self/status; \
+     umount /proc/keys 2>/dev/null && echo keys-unmounted; \
+     umount /proc/timer_list 2>/dev/null && echo timer-unmounted; \
+     umount /sys/firmware 2>/dev/null && echo firmware-unmounted; \
+     echo keys $(wc -c < /proc/keys); echo timer $(wc -c < /proc/timer_list); \
+     echo firmware $(ls /sys/firmware | wc -l)";
+
+fn masks_held(out: &str) {
+    has_line(out, "Seccomp:\t2");
+    for line in ["keys 0", "timer 0", "firmware 0"] {
+        has_line(out, line);
+    }
+    assert!(!out.contains("unmounted"), "{out}");
+}
+
+#[test]
+fn an_execd_root_process_is_under_the_filter_and_cannot_unmask() {
+    let rt = Runtime::warren();
+    let c = Running::start(&rt, "exec-root", |_| {});
+    masks_held(&c.exec(&[], UNMASK));
+}
+
+#[test]
+fn an_execd_process_of_any_user_joins_the_container_under_the_filter() {
+    let rt = Runtime::warren();
+    let c = Running::start(&rt, "exec-user", |_| {});
+    for (flag, uid) in [("1000", "1000"), ("65534:65534", "65534"), ("4321", "4321")] {
+        let out = c.exec(
+            &["-u", flag],
+            "id -u; grep Seccomp: /proc/self/status; grep CapEff /proc/self/status",
+        );
+        has_line(&out, uid);
+        has_line(&out, "Seccomp:\t2");
+    }
+}
+
+#[test]
+fn a_shims_process_file_exec_is_under_the_filter_too() {
+    let rt = Runtime::warren();
+    let c = Running::start(&rt, "exec-file", |_| {});
+    let dir = bundle_dir("exec-file-process");
+    std::fs::create_dir_all(&dir).unwrap();
+    let process = dir.join("process.json");
+    std::fs::write(
+        &process,
+        serde_json::to_vec(&serde_json::json!({
+            "terminal": false,
+            "user": {"uid": 0, "gid": 0},
+            "args": ["sh", "-c", UNMASK],
+            "env": ["PATH=/bin:/usr/bin"],
+            "cwd": "/",
+            "capabilities": {"bounding": ["CAP_CHOWN"], "effective": ["CAP_CHOWN"], "permitted": ["CAP_CHOWN"]}
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    let out = rt.ok(&["exec", "--process", process.to_str().unwrap(), &c.id]);
+    masks_held(&out);
+}
+
+#[test]
+fn the_specs_own_profile_applies_to_init_and_exec() {
+    let rt = Runtime::warren();
+    let deny_mkdir = |spec: &mut serde_json::Value| {
+        spec["linux"]["seccomp"] = serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+        });
+    };
+    let c = Running::start(&rt, "exec-profile", deny_mkdir);
+    let out = c.exec(
+        &[],
+        "mkdir /tmp/made 2>/dev/null; test -d /tmp/made && echo made || echo refused; \
+         grep Seccomp: /proc/self/status",
+    );
+    has_line(&out, "refused");
+    has_line(&out, "Seccomp:\t2");
+    let out = run(
+        &rt,
+        "init-profile",
+        "mkdir /tmp/made 2>/dev/null; test -d /tmp/made && echo made || echo refused",
+        deny_mkdir,
+    );
+    has_line(&out, "refused");
+}
+
+#[test]
+fn the_flag_magic_does_not_slip_a_fresh_proc_or_sysfs_past_the_masks() {
+    let rt = Runtime::warren();
+    let out = run(
+        &rt,
+        "magic",
+        "/opt/warren-hostile magic proc /tmp/p; echo timer $(wc -c < /tmp/p/timer_list); \
+         echo keys $(wc -c < /tmp/p/keys); \
+         /opt/warren-hostile magic sysfs /tmp/s; echo firmware $(ls /tmp/s/firmware | wc -l); \
+         /opt/warren-hostile magic proc /proc; echo over-proc-timer $(wc -c < /proc/timer_list)",
+        |_| {},
+    );
+    for line in [
+        "magic-proc ok",
+        "timer 0",
+        "keys 0",
+        "magic-sysfs ok",
+        "firmware 0",
+        "over-proc-timer 0",
+    ] {
+        has_line(&out, line);
+    }
+}
+
+#[test]
+fn the_whole_fd_mount_api_is_refused_and_read_only_mounts_stay_so() {
+    let rt = Runtime::warren();
+    let rootfs = warren_tests::fixtures::private_busybox(&bundle_dir("setattr-rootfs"));
+    let b = bundle(
+        &rt.bin,
+        &bundle_dir("setattr"),
+        &rootfs,
+        &[
+            "sh",
+            "-c",
+            "/opt/warren-hostile open-tree-attr /sys; /opt/warren-hostile open-tree-attr /proc; \
+             /opt/warren-hostile setattr-rw /; touch /written-through 2>/dev/null && echo root-written; \
+             /opt/warren-hostile setattr-rw /sys; \
+             /opt/warren-hostile setattr-rw /proc/sys/kernel; \
+             awk '$5 == \"/\" || $5 == \"/sys\" || $5 == \"/proc/sys/kernel\" {print $5, substr($6, 1, 2)}' /proc/self/mountinfo",
+        ],
+        |spec| {
+            with_hostile(spec);
+            spec["root"]["readonly"] = true.into();
+        },
+    );
+    let id = unique("setattr");
+    let g = rt.cleanup(&id);
+    let out = rt.run(&["run", "--bundle", b.to_str().unwrap(), &id]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    for line in [
+        "open-tree-attr ENOSYS",
+        "setattr-rw ENOSYS",
+        "/ ro",
+        "/sys ro",
+        "/proc/sys/kernel ro",
+    ] {
+        has_line(&text, line);
+    }
+    assert!(!text.contains("root-written"), "{text}");
+    assert_eq!(text.matches("open-tree-attr ENOSYS").count(), 2, "{text}");
+    assert_eq!(text.matches("setattr-rw ENOSYS").count(), 3, "{text}");
+    drop(g);
+    assert!(
+        !rootfs.join("written-through").exists(),
+        "a file landed in the host's rootfs"
+    );
+    let _ = std::fs::remove_dir_all(rootfs);
+}
+
+#[test]
+fn a_console_node_that_would_open_the_hosts_console_is_refused() {
+    let rt = Runtime::warren();
+    let out = run(
+        &rt,
+        "console",
+        "mknod /tmp/console c 5 1 2>/dev/null && echo made; \
+         test -e /tmp/console && echo exists || echo absent; \
+         mknod /tmp/ptmx c 5 2 && echo ptmx-made",
+        |_| {},
+    );
+    has_line(&out, "absent");
+    has_line(&out, "ptmx-made");
+    assert!(!out.lines().any(|l| l == "made"), "{out}");
+}
