@@ -28,6 +28,31 @@ pub enum When {
     NewListener,
 }
 
+impl Action {
+    /// The README's word for it.
+    pub const fn word(self) -> &'static str {
+        match self {
+            Action::Notify => "notify",
+            Action::Enosys => "ENOSYS",
+            Action::Einval => "EINVAL",
+        }
+    }
+}
+
+impl When {
+    /// The README's words for it.
+    pub const fn describe(self) -> &'static str {
+        match self {
+            When::Always => "every call",
+            When::NotPropagationOnly => {
+                "every call but a pure propagation change (exactly one of MS_SHARED, MS_PRIVATE, MS_SLAVE or MS_UNBINDABLE, with MS_REC and MS_SILENT at most), which is allowed; MS_MGC_VAL and any other bit trap"
+            }
+            When::CharDevice { .. } => "a character device",
+            When::NewListener => "with SECCOMP_FILTER_FLAG_NEW_LISTENER",
+        }
+    }
+}
+
 /// One row of the table.
 #[derive(Debug, Clone, Copy)]
 pub struct Rule {

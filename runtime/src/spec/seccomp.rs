@@ -331,6 +331,35 @@ mod tests {
         }
     }
 
+    /// The README's table line for a row of the policy table.
+    fn readme_line(row: &interceptor_ebpf::policy::Rule) -> String {
+        format!(
+            "| `{}` | {} | {} | {} |",
+            row.name,
+            row.when.describe(),
+            row.action.word(),
+            row.why
+        )
+    }
+
+    #[test]
+    fn the_readme_table_is_the_policy_table() {
+        let readme = include_str!("../../../README.md");
+        let table: Vec<&str> = readme
+            .lines()
+            .skip_while(|l| !l.starts_with("| call | when | filter | why |"))
+            .skip(2)
+            .take_while(|l| l.starts_with('|'))
+            .collect();
+        let want: Vec<String> = RULES.iter().map(readme_line).collect();
+        assert_eq!(
+            table,
+            want,
+            "the README's interceptor table must read:\n{}",
+            want.join("\n")
+        );
+    }
+
     #[test]
     fn every_row_of_the_table_has_its_rule() {
         let p = with_interception(None, Path::new("/run/warren/i.sock"), "warren/v1");
