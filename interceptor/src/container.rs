@@ -48,13 +48,19 @@ pub fn mnt_ns_of(pid: i32) -> u64 {
 pub enum RegisterError {
     #[error("cannot read the container's mount table")]
     Mountinfo(#[source] std::io::Error),
+    #[error("cannot read the container's spec {path}")]
+    Spec {
+        path: std::path::PathBuf,
+        #[source]
+        source: Box<oci_spec::OciSpecError>,
+    },
 }
 
 impl Container {
     /// Records the container's initial mounts (as its init sees them when
     /// it registers, after the runtime set them up) and the spec's masks.
     pub fn new(id: &str, pid: i32, bundle: &Path) -> Result<Container, RegisterError> {
-        let (masked, readonly) = spec_paths(bundle);
+        let (masked, readonly) = spec_paths(bundle)?;
         let table = mounts::read(pid).map_err(RegisterError::Mountinfo)?;
         let mut c = Container::from_table(id, pid, masked, readonly, &table);
         c.mnt_ns = mnt_ns_of(pid);
@@ -145,17 +151,20 @@ impl Container {
     }
 }
 
-/// The masked and read-only paths of the spec in `bundle`; none when it
-/// cannot be read.
-fn spec_paths(bundle: &Path) -> (Vec<String>, Vec<String>) {
-    let Ok(spec) = oci_spec::runtime::Spec::load(bundle.join("config.json")) else {
-        return (Vec::new(), Vec::new());
-    };
+/// The masked and read-only paths of the spec in `bundle`. A spec that
+/// cannot be read is an error: a container whose masks are unknown is not
+/// registered (fail closed).
+fn spec_paths(bundle: &Path) -> Result<(Vec<String>, Vec<String>), RegisterError> {
+    let path = bundle.join("config.json");
+    let spec = oci_spec::runtime::Spec::load(&path).map_err(|e| RegisterError::Spec {
+        path: path.clone(),
+        source: Box::new(e),
+    })?;
     let linux = spec.linux().clone().unwrap_or_default();
-    (
+    Ok((
         linux.masked_paths().clone().unwrap_or_default(),
         linux.readonly_paths().clone().unwrap_or_default(),
-    )
+    ))
 }
 
 /// Registered containers by id, with how many notify fds each has.
@@ -214,6 +223,19 @@ impl Registry {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_registration_whose_spec_cannot_be_read_is_refused() {
+        let dir = std::env::temp_dir().join(format!("warren-nospec-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let me = std::process::id() as i32;
+        let err = Container::new("c", me, &dir).unwrap_err();
+        assert!(matches!(err, RegisterError::Spec { .. }), "{err}");
+        std::fs::write(dir.join("config.json"), "{ not json").unwrap();
+        let err = Container::new("c", me, &dir).unwrap_err();
+        assert!(matches!(err, RegisterError::Spec { .. }), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     use super::*;
 
     #[test]

@@ -38,6 +38,18 @@ fn main() -> ExitCode {
     if std::env::args().nth(1).as_deref() == Some("helper") {
         return warren_interceptor::nsexec::helper_main();
     }
+    // Whatever the starter left open (a shell's pipes, a runtime's fds) is
+    // not the daemon's to pass on: nothing it starts inherits it.
+    // SAFETY: close_range with the CLOEXEC flag only marks fds; nothing
+    // else runs yet.
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
     let args = Args::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

@@ -41,11 +41,16 @@ impl Helper {
             .stdin(Stdio::from(OwnedFd::from(theirs)))
             .stdout(Stdio::null());
         let ns = userns.as_raw_fd();
-        // SAFETY: dup2 is async-signal-safe; ns stays open in the parent
-        // until spawn returns.
+        // SAFETY: dup2 and close_range are async-signal-safe; ns stays open
+        // in the parent until spawn returns.
         unsafe {
             std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
                 if libc::dup2(ns, USERNS_FD) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The helper keeps stdio and the user namespace, nothing
+                // else the interceptor holds or inherited.
+                if libc::syscall(libc::SYS_close_range, USERNS_FD + 1, u32::MAX, 0) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 Ok(())

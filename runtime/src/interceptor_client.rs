@@ -27,6 +27,8 @@ pub enum InterceptorError {
         secs: u64,
         log: PathBuf,
     },
+    #[error("warren-interceptor did not register container {id}; see {log}")]
+    NotRegistered { id: String, log: PathBuf },
     #[error("cannot prepare {path} for warren-interceptor")]
     Io {
         path: PathBuf,
@@ -142,7 +144,7 @@ pub fn ensure(settings: &Settings) -> Result<(), InterceptorError> {
 pub fn wait_registered(settings: &Settings, id: &str) -> bool {
     use std::io::{Read, Write};
     let query = serde_json::json!({ "registered": id }).to_string();
-    let end = Instant::now() + Duration::from_secs(2);
+    let end = Instant::now() + Duration::from_secs(5);
     while Instant::now() < end {
         if let Ok(mut conn) = UnixStream::connect(&settings.interceptor_socket) {
             let mut answer = [0u8; 1];

@@ -271,3 +271,133 @@ fn a_console_node_that_would_open_the_hosts_console_is_refused() {
     has_line(&out, "ptmx-made");
     assert!(!out.lines().any(|l| l == "made"), "{out}");
 }
+
+/// The process listening on the unix socket at `path`: found by the
+/// socket's inode, which only the daemon this test started holds.
+fn listener_of(path: &std::path::Path) -> i32 {
+    let table = std::fs::read_to_string("/proc/net/unix").unwrap();
+    let inode = table
+        .lines()
+        // The listening socket: flags __SO_ACCEPTCON.
+        .find(|l| {
+            l.ends_with(&format!(" {}", path.display()))
+                && l.split_whitespace().nth(3) == Some("00010000")
+        })
+        .and_then(|l| l.split_whitespace().nth(6))
+        .unwrap_or_else(|| panic!("nothing listens on {}", path.display()))
+        .to_owned();
+    let want = format!("socket:[{inode}]");
+    for proc_dir in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = proc_dir.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let holds = std::fs::read_dir(proc_dir.path().join("fd"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t.to_string_lossy() == want));
+        if holds {
+            return pid;
+        }
+    }
+    panic!("no process holds {want}");
+}
+
+/// The pids of the children of `pid` (every thread's).
+fn children_of(pid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let text = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        out.extend(
+            text.split_whitespace()
+                .filter_map(|p| p.parse::<i32>().ok()),
+        );
+    }
+    out
+}
+
+#[test]
+fn the_interceptors_helper_holds_no_fd_it_does_not_need() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let dir = PathBuf::from("/run/warren-test").join(unique("fds"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let socket = dir.join("i.sock");
+    let rt = Runtime::warren_private(&format!(
+        "interceptor-socket = \"{}\"\ninterceptor-log = \"{}\"\ninterceptor-metrics = \"off\"",
+        socket.display(),
+        dir.join("interceptor.log").display()
+    ));
+    let b = bundle(
+        &rt.bin,
+        &bundle_dir("fds"),
+        &shared_busybox(),
+        &["sleep", "1000"],
+        |_| {},
+    );
+    let id = unique("fds");
+    let _g = rt.cleanup(&id);
+    // warren-runc, and so the interceptor it starts, inherits an open pipe
+    // at fd 100, as from a careless parent.
+    let (r, _w) = nix::unistd::pipe().unwrap();
+    let raw = r.as_raw_fd();
+    let mut cmd = rt.command();
+    cmd.args(["create", "--bundle", b.to_str().unwrap(), &id]);
+    // SAFETY: dup2 is async-signal-safe; r stays open until spawn returns.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(raw, 100) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = warren_tests::runtime::output_via_files(&mut cmd);
+    assert!(out.status.success(), "{}", stderr(&out));
+    rt.ok(&["start", &id]);
+    // A superblock remount is made by the per-container helper.
+    let out = rt.ok(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "mount -t proc p /mnt && mount -o remount,ro /mnt && echo remounted",
+    ]);
+    assert_eq!(out, "remounted\n");
+    let daemon = listener_of(&socket);
+    let helpers = children_of(daemon);
+    assert!(!helpers.is_empty(), "no helper was started");
+    for helper in helpers {
+        let mut fds: Vec<i32> = std::fs::read_dir(format!("/proc/{helper}/fd"))
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+            .collect();
+        fds.sort();
+        // stdio (the request socket and the log) and its own handle on the
+        // host's /proc; nothing of the daemon's or of whoever started it.
+        let extra: Vec<(i32, String)> = fds
+            .iter()
+            .filter(|&&fd| fd > 2)
+            .map(|&fd| {
+                let target = std::fs::read_link(format!("/proc/{helper}/fd/{fd}"))
+                    .map(|t| t.display().to_string())
+                    .unwrap_or_default();
+                (fd, target)
+            })
+            .filter(|(_, t)| t != "/proc")
+            .collect();
+        assert!(extra.is_empty(), "helper {helper} holds {extra:?}");
+        assert!(!fds.contains(&100), "the inherited pipe reached the helper");
+    }
+    rt.ok(&["delete", "--force", &id]);
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -158,11 +158,18 @@ pub fn create_container(
         bundle: bundle.dir.clone(),
         rootfs: bundle.rootfs.clone(),
     };
+    // Fail closed: a system container the interceptor did not take runs
+    // nowhere.
     if globals.settings.intercept
-        && crate::spec::is_syscont(&bundle.spec)
+        && syscont
         && !crate::interceptor_client::wait_registered(&globals.settings, opts.id)
     {
-        tracing::warn!(id = %opts.id, "the interceptor has not confirmed the container's registration");
+        remove_leftover(globals, opts.id, &dir);
+        return Err(crate::interceptor_client::InterceptorError::NotRegistered {
+            id: opts.id.to_owned(),
+            log: globals.settings.interceptor_log.clone(),
+        }
+        .into());
     }
     // Engines inside a system container make their own child cgroups.
     let delegated = match container.pid() {
