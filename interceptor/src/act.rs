@@ -288,40 +288,6 @@ fn attrs_of(flags: u64) -> u64 {
     a
 }
 
-/// Covers `rel` inside the detached mount `m`: a file with /dev/null, a
-/// directory with an empty read-only tmpfs. Returns the mask's mount fd.
-fn mask(home: &Home, m: BorrowedFd<'_>, rel: &str) -> std::io::Result<Option<OwnedFd>> {
-    let at = match sys::open_in_root(m, rel) {
-        Ok(fd) => fd,
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let cover = if sys::is_dir(at.as_fd()) {
-        sys::new_mount(
-            "tmpfs",
-            &[FsParam::Str("size", "4k")],
-            sys::MOUNT_ATTR_RDONLY,
-        )?
-    } else {
-        sys::clone_tree(home.root.as_fd(), "dev/null")?
-    };
-    sys::move_mount(cover.as_fd(), at.as_fd(), None)?;
-    Ok(Some(cover))
-}
-
-/// Makes `rel` inside the detached mount `m` read-only.
-fn read_only(m: BorrowedFd<'_>, rel: &str) -> std::io::Result<Option<OwnedFd>> {
-    let at = match sys::open_in_root(m, rel) {
-        Ok(fd) => fd,
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let clone = sys::clone_tree(at.as_fd(), "")?;
-    sys::set_attrs(clone.as_fd(), sys::MOUNT_ATTR_RDONLY)?;
-    sys::move_mount(clone.as_fd(), at.as_fd(), None)?;
-    Ok(Some(clone))
-}
-
 /// Paths of `list` under `prefix`, relative to it.
 fn under<'a>(list: &'a [String], prefix: &str) -> impl Iterator<Item = &'a str> + 'a {
     let prefix = format!("{prefix}/");
@@ -363,10 +329,10 @@ pub fn mount_pseudo(
     };
     let mut added = Vec::new();
     for rel in under(&container.masked, prefix) {
-        added.extend(mask(home, m.as_fd(), rel)?);
+        added.extend(sys::mask_in(m.as_fd(), home.root.as_fd(), rel)?);
     }
     for rel in under(&container.readonly, prefix) {
-        added.extend(read_only(m.as_fd(), rel)?);
+        added.extend(sys::read_only_in(m.as_fd(), rel)?);
     }
     let ids: Vec<u64> = added
         .iter()

@@ -160,10 +160,18 @@ fn spec_paths(bundle: &Path) -> Result<(Vec<String>, Vec<String>), RegisterError
         path: path.clone(),
         source: Box::new(e),
     })?;
+    // warren-runc builds a system container's masks on the host side and
+    // keeps the full lists in annotations (libcontainer gets only the rest).
+    let annotated = |key: &str| -> Option<Vec<String>> {
+        let text = spec.annotations().as_ref()?.get(key)?;
+        serde_json::from_str(text).ok()
+    };
     let linux = spec.linux().clone().unwrap_or_default();
     Ok((
-        linux.masked_paths().clone().unwrap_or_default(),
-        linux.readonly_paths().clone().unwrap_or_default(),
+        annotated("io.warren.masked-paths")
+            .unwrap_or_else(|| linux.masked_paths().clone().unwrap_or_default()),
+        annotated("io.warren.readonly-paths")
+            .unwrap_or_else(|| linux.readonly_paths().clone().unwrap_or_default()),
     ))
 }
 

@@ -67,6 +67,8 @@ pub enum RuntimeError {
     #[error(transparent)]
     Interceptor(#[from] crate::interceptor_client::InterceptorError),
     #[error(transparent)]
+    Locked(#[from] crate::locked::LockedError),
+    #[error(transparent)]
     ExecListener(#[from] crate::exec_listener::ExecListenerError),
 }
 

@@ -13,6 +13,7 @@ pub mod features;
 pub mod idmap;
 pub mod interceptor_client;
 pub mod join;
+pub mod locked;
 pub mod logging;
 pub mod prepared;
 pub mod settings;

@@ -61,6 +61,21 @@ fn init_logs(cli: &Cli) -> Result<Logs, String> {
 }
 
 fn main() -> ExitCode {
+    // The createRuntime hook warren-runc adds to system containers (see
+    // warren_runtime::locked), with the container's state on stdin.
+    if std::env::args().nth(1).as_deref() == Some(warren_runtime::locked::HOOK) {
+        return match warren_runtime::locked::hook_main() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!(
+                    "warren-runc {}: {}",
+                    warren_runtime::locked::HOOK,
+                    warren_runtime::error::one_line(&err)
+                );
+                ExitCode::from(1)
+            }
+        };
+    }
     let cli = Cli::parse();
     let logs = match init_logs(&cli) {
         Ok(l) => l,

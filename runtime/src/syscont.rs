@@ -372,11 +372,11 @@ fn is_live(a: &Allocation) -> bool {
 /// Prepares the bundle libcontainer runs. Returns the prepared bundle dir.
 /// Prepares container `id`; returns the prepared bundle's directory and the
 /// spec written there.
-pub fn prepare(
-    globals: &Globals,
-    id: &str,
-    bundle: &Bundle,
-) -> Result<(PathBuf, oci_spec::runtime::Spec), RuntimeError> {
+/// What prepare made: the prepared bundle, its spec, and for a system
+/// container the user namespace it runs in (see [`crate::locked`]).
+pub type Prepared = (PathBuf, oci_spec::runtime::Spec, Option<OwnedFd>);
+
+pub fn prepare(globals: &Globals, id: &str, bundle: &Bundle) -> Result<Prepared, RuntimeError> {
     let root = &globals.root;
     // Leftovers of an earlier, interrupted create of this id.
     unmount_under(&prepared::dir(root, id))?;
@@ -395,7 +395,7 @@ pub fn prepare(
                 listener: None,
             },
         )?;
-        return prepared::write(root, id, &out).map(|dir| (dir, out));
+        return prepared::write(root, id, &out).map(|dir| (dir, out, None));
     }
 
     spec::check_namespaces(&bundle.spec, is_host_namespace)?;
@@ -441,7 +441,7 @@ fn build(
     ns_path: Option<&Path>,
     lease: Option<crate::subid::Lease>,
     host_caps: &[String],
-) -> Result<(PathBuf, oci_spec::runtime::Spec), RuntimeError> {
+) -> Result<Prepared, RuntimeError> {
     let root = &globals.root;
     let dir = prepared::dir(root, id);
     let (_, spec_uids, spec_gids) = spec::user_namespace(&bundle.spec);
@@ -566,7 +566,7 @@ fn build(
             listener,
         },
     )?;
-    prepared::write(root, id, &out).map(|dir| (dir, out))
+    prepared::write(root, id, &out).map(|dir| (dir, out, Some(userns)))
 }
 
 /// Creates the staging point for spec mount `index`: a directory, or an

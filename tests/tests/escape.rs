@@ -369,6 +369,17 @@ fn the_interceptors_helper_holds_no_fd_it_does_not_need() {
     ]);
     assert_eq!(out, "remounted\n");
     let daemon = listener_of(&socket);
+    // This test's own daemon goes with it, whatever happens below.
+    struct Daemon(i32);
+    impl Drop for Daemon {
+        fn drop(&mut self) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.0),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+    }
+    let _daemon = Daemon(daemon);
     let helpers = children_of(daemon);
     assert!(!helpers.is_empty(), "no helper was started");
     for helper in helpers {
@@ -395,9 +406,62 @@ fn the_interceptors_helper_holds_no_fd_it_does_not_need() {
         assert!(!fds.contains(&100), "the inherited pipe reached the helper");
     }
     rt.ok(&["delete", "--force", &id]);
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(daemon),
-        nix::sys::signal::Signal::SIGTERM,
-    );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// What root inside tries on every mask and read-only path; one line per
+/// attempt that the kernel let through (none expected), then the state of
+/// the protected objects.
+const KERNEL_ATTACKS: &str = r#"
+for m in /proc/keys /proc/timer_list /proc/kcore /proc/acpi /proc/scsi /sys/firmware; do
+  test -e $m || continue
+  umount $m 2>/dev/null && echo "umounted $m"
+  umount -l $m 2>/dev/null && echo "lazily umounted $m"
+  mkdir -p /tmp/to; mount --move $m /tmp/to 2>/dev/null && echo "moved $m"
+done
+for r in /proc/sys/kernel /proc/sys/vm /proc/bus /proc/sysrq-trigger /proc/irq; do
+  test -e $r || continue
+  mount -o remount,bind,rw $r 2>/dev/null && echo "remounted $r rw"
+  /opt/warren-hostile setattr-rw $r | grep -v EPERM
+  umount -l $r 2>/dev/null && echo "umounted $r"
+done
+/opt/warren-hostile open-tree /proc | grep -v EINVAL
+/opt/warren-hostile open-tree /sys | grep -v EINVAL
+/opt/warren-hostile open-tree-attr /proc | grep -v EINVAL
+/opt/warren-hostile open-tree-attr /sys | grep -v EINVAL
+mkdir -p /tmp/p /tmp/rp
+mount -t proc proc /tmp/p 2>/dev/null && echo "fresh proc"
+mount -t sysfs sysfs /tmp/p 2>/dev/null && echo "fresh sysfs"
+/opt/warren-hostile magic proc /tmp/p | grep -v EPERM
+mount --bind /proc /tmp/p 2>/dev/null && echo "non-recursive bind of proc"
+mount --rbind /proc /tmp/rp && { umount /tmp/rp/keys 2>/dev/null && echo "umounted the copy's mask"; }
+unshare -m sh -c 'umount /proc/keys 2>/dev/null && echo "umounted in a nested namespace"; mount -o remount,bind,rw /proc/sys/kernel 2>/dev/null && echo "remounted rw in a nested namespace"'
+echo timer $(wc -c < /proc/timer_list)
+echo firmware $(ls /sys/firmware | wc -l)
+awk '$5 == "/proc/sys/kernel" {print "kernel-sysctl", substr($6, 1, 2)}' /proc/self/mountinfo
+echo done
+"#;
+
+fn kernel_attacks_fail(out: &str) {
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        ["timer 0", "firmware 0", "kernel-sysctl ro", "done"],
+        "the kernel let something through:\n{out}"
+    );
+}
+
+#[test]
+fn the_kernel_alone_refuses_to_undo_masks_and_read_only_paths() {
+    // No filter and no interceptor: only the kernel's locks stand.
+    let rt = Runtime::warren_private("intercept = false");
+    let out = run(&rt, "kernel-locks", KERNEL_ATTACKS, |_| {});
+    kernel_attacks_fail(&out);
+}
+
+#[test]
+fn an_execd_process_meets_the_same_locks() {
+    let rt = Runtime::warren_private("intercept = false");
+    let c = Running::start(&rt, "kernel-locks-exec", |_| {});
+    kernel_attacks_fail(&c.exec(&[], KERNEL_ATTACKS));
 }

@@ -1,3 +1,4 @@
+use std::os::fd::AsFd;
 use std::path::Path;
 
 use libcontainer::container::Container;
@@ -74,7 +75,7 @@ pub fn create_container(
     }
     std::fs::create_dir_all(&globals.root)
         .map_err(|e| RuntimeError::io("cannot create state root", &globals.root, e))?;
-    let (prepared_dir, prepared) = syscont::prepare(globals, opts.id, &bundle)?;
+    let (prepared_dir, mut prepared, userns) = syscont::prepare(globals, opts.id, &bundle)?;
     let syscont = crate::spec::is_syscont(&bundle.spec);
     // A pod's network namespace owned by the host: entered here, inherited
     // by the container (see spec::move_host_netns).
@@ -104,6 +105,33 @@ pub fn create_container(
         None
     };
 
+    // The protected mounts, built on the host side so that the kernel locks
+    // them; after the pod's network namespace was entered (sysfs shows it).
+    // warren-runc stays in the mount namespace the container starts from
+    // until libcontainer is done.
+    let stay = match userns {
+        Some(userns) if crate::locked::applies(&prepared) => {
+            let entered = std::fs::read_link("/proc/self/exe")
+                .map_err(|e| RuntimeError::io("cannot read", "/proc/self/exe", e))
+                .and_then(|bin| {
+                    crate::locked::enter(&mut prepared, userns.as_fd(), &bin)
+                        .map_err(RuntimeError::from)
+                })
+                .and_then(|stay| {
+                    crate::prepared::write(&globals.root, opts.id, &prepared).map(|_| stay)
+                });
+            match entered {
+                Ok(stay) => Some(stay),
+                Err(err) => {
+                    drop(own_cgroups);
+                    drop(netns);
+                    remove_leftover(globals, opts.id, &dir);
+                    return Err(err);
+                }
+            }
+        }
+        _ => None,
+    };
     // The container's processes inherit it: the syscalls of warren's table
     // that libseccomp cannot name are refused by number. warren-runc needs
     // none of them from here on.
@@ -136,6 +164,8 @@ pub fn create_container(
         })
         .and_then(|b| b.build());
 
+    // Back in the host's mount namespace before anything is torn down.
+    drop(stay);
     let leftover_cgroups = own_cgroups.as_ref().map(|n| n.dirs()).unwrap_or_default();
     drop(own_cgroups);
     drop(netns);

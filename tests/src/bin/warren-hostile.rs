@@ -274,6 +274,22 @@ fn main() {
             };
             println!("open-tree-attr {}", name(if rc >= 0 { 0 } else { errno() }));
         }
+        // open_tree(OPEN_TREE_CLONE), non-recursive: a detached copy of a
+        // path without what is mounted below it.
+        "open-tree" => {
+            let path = args.get(2).map(String::as_str).unwrap_or("/sys");
+            let p = CString::new(path).unwrap_or_default();
+            // SAFETY: p outlives the call.
+            let rc = unsafe {
+                libc::syscall(
+                    libc::SYS_open_tree,
+                    libc::AT_FDCWD,
+                    p.as_ptr(),
+                    libc::OPEN_TREE_CLONE,
+                )
+            };
+            println!("open-tree {}", name(if rc >= 0 { 0 } else { errno() }));
+        }
         // mount_setattr clearing MOUNT_ATTR_RDONLY on a path.
         "setattr-rw" => {
             let path = args.get(2).map(String::as_str).unwrap_or("/");
