@@ -182,32 +182,39 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Adds an fd for container `id`, creating its record on the first.
+    /// Adds an fd for the container at `key`, creating its record on the
+    /// first.
     pub fn attach(
         &self,
-        id: &str,
+        key: &str,
         make: impl FnOnce() -> Result<Container, RegisterError>,
     ) -> Result<(Arc<Container>, bool), RegisterError> {
         let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((c, n)) = map.get_mut(id) {
+        if let Some((c, n)) = map.get_mut(key) {
             *n += 1;
             return Ok((c.clone(), false));
         }
         let c = Arc::new(make()?);
-        map.insert(id.to_owned(), (c.clone(), 1));
+        map.insert(key.to_owned(), (c.clone(), 1));
         Ok((c, true))
     }
 
+    /// The record at `key`.
+    pub fn get(&self, key: &str) -> Option<Arc<Container>> {
+        let map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(key).map(|(c, _)| c.clone())
+    }
+
     /// Drops an fd; returns true when it was the container's last.
-    pub fn detach(&self, id: &str) -> bool {
+    pub fn detach(&self, key: &str) -> bool {
         let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        match map.get_mut(id) {
+        match map.get_mut(key) {
             Some((_, n)) if *n > 1 => {
                 *n -= 1;
                 false
             }
             Some(_) => {
-                map.remove(id);
+                map.remove(key);
                 true
             }
             None => false,

@@ -68,15 +68,26 @@ pub fn bind(path: &Path) -> std::io::Result<std::os::unix::net::UnixListener> {
 #[derive(serde::Deserialize)]
 struct Query {
     registered: String,
+    /// The bundle the container registered with; ids are unique per state
+    /// root only, and the bundle warren-runc passes lies under it.
+    bundle: std::path::PathBuf,
+}
+
+/// What records are keyed by: the container's bundle and id, never the id
+/// alone (two state roots may each have a container of one id).
+fn key(bundle: &std::path::Path, id: &str) -> String {
+    // Runtimes may name the bundle through a symlink (/var/run): compare
+    // real paths.
+    let real = std::fs::canonicalize(bundle).unwrap_or_else(|_| bundle.to_path_buf());
+    format!("{}\n{id}", real.display())
 }
 
 fn answer(daemon: &Daemon, mut conn: std::os::unix::net::UnixStream, q: &Query) {
     use std::io::Write;
     let ready = daemon
         .registry
-        .containers()
-        .iter()
-        .any(|c| c.id == q.registered && c.ready.load(std::sync::atomic::Ordering::Acquire));
+        .get(&key(&q.bundle, &q.registered))
+        .is_some_and(|c| c.ready.load(std::sync::atomic::Ordering::Acquire));
     let _ = conn.write_all(if ready { b"1" } else { b"0" });
 }
 
@@ -101,9 +112,10 @@ fn handle(daemon: &Arc<Daemon>, conn: std::os::unix::net::UnixStream) {
             return;
         }
     };
+    let key = key(&reg.bundle, &reg.id);
     let (container, first) = match daemon
         .registry
-        .attach(&reg.id, || Container::new(&reg.id, reg.pid, &reg.bundle))
+        .attach(&key, || Container::new(&reg.id, reg.pid, &reg.bundle))
     {
         Ok(c) => c,
         Err(e) => {
@@ -125,7 +137,7 @@ fn handle(daemon: &Arc<Daemon>, conn: std::os::unix::net::UnixStream) {
         .spawn(move || {
             let id = container.id.clone();
             supervise::run(reg.fd, container.clone(), daemon.metrics.clone());
-            if daemon.registry.detach(&id) {
+            if daemon.registry.detach(&key) {
                 untrack(&daemon, &container);
                 daemon.metrics.containers.dec();
                 tracing::info!(container_id = %id, "container gone");

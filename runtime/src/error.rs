@@ -43,6 +43,10 @@ pub enum RuntimeError {
     ConfigInvalid { path: PathBuf, reason: String },
     #[error("rootfs {0}: no such directory")]
     RootfsMissing(PathBuf),
+    #[error(
+        "rootfs {0} is writable and ID-mapped (container root writes as host uid 0), and host users other than root can reach it: a setuid file made inside would be setuid root on the host. Make a directory on its way root's alone (chmod 0700 on its parent, for example), mark the rootfs read-only (root.readonly), or use an overlay rootfs"
+    )]
+    RootfsReachable(PathBuf),
     #[error("process {0} has no root in its user namespace")]
     NoRootInUserns(i32),
     #[error("unknown signal {0:?}")]

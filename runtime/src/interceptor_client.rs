@@ -139,11 +139,12 @@ pub fn ensure(settings: &Settings) -> Result<(), InterceptorError> {
 }
 
 /// Waits, briefly, until the interceptor has registered container `id`
-/// (its handshake is sent during create but handled asynchronously).
+/// of the prepared bundle `bundle` (its handshake is sent during create but
+/// handled asynchronously).
 /// Returns whether it did.
-pub fn wait_registered(settings: &Settings, id: &str) -> bool {
+pub fn wait_registered(settings: &Settings, id: &str, bundle: &Path) -> bool {
     use std::io::{Read, Write};
-    let query = serde_json::json!({ "registered": id }).to_string();
+    let query = serde_json::json!({ "registered": id, "bundle": bundle }).to_string();
     let end = Instant::now() + Duration::from_secs(5);
     while Instant::now() < end {
         if let Ok(mut conn) = UnixStream::connect(&settings.interceptor_socket) {

@@ -166,8 +166,9 @@ pub fn rootfs_copy_dir(settings: &Settings, root: &Path, id: &str) -> PathBuf {
         .join(per_root_name(root, id))
 }
 
-/// `<hash of the state root>-<id>`: ids are unique per root only.
-fn per_root_name(root: &Path, id: &str) -> String {
+/// `<hash of the state root>-<id>`: ids are unique per root only. Names a
+/// container's data directory, rootfs copy and default cgroup.
+pub fn per_root_name(root: &Path, id: &str) -> String {
     // FNV-1a: stable across builds, unlike std's hasher.
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in root.as_os_str().as_encoded_bytes() {
@@ -389,6 +390,7 @@ pub fn prepare(globals: &Globals, id: &str, bundle: &Bundle) -> Result<Prepared,
             bundle.spec.clone(),
             &Target {
                 id,
+                cgroup_name: &per_root_name(root, id),
                 rootfs: &bundle.rootfs,
                 mappings: None,
                 host_caps: &host_caps,
@@ -498,7 +500,15 @@ fn build(
                 owner,
             )
         }
-        None => idmap::bind_idmapped(&bundle.rootfs, &staging, userns.as_fd(), true),
+        None => {
+            // What container root writes lands on disk as uid 0, setuid
+            // bits included: no other host user may reach it.
+            let read_only = bundle.spec.root().as_ref().and_then(|r| r.readonly()) == Some(true);
+            if !read_only && idmap::to_host(0, &uids) != Some(0) {
+                check_unreachable(&bundle.rootfs)?;
+            }
+            idmap::bind_idmapped(&bundle.rootfs, &staging, userns.as_fd(), true)
+        }
     };
     let rootfs = match mapped {
         Ok(()) => staging,
@@ -560,6 +570,7 @@ fn build(
         spec,
         &Target {
             id,
+            cgroup_name: &per_root_name(root, id),
             rootfs: &rootfs,
             mappings,
             host_caps,
@@ -567,6 +578,33 @@ fn build(
         },
     )?;
     prepared::write(root, id, &out).map(|dir| (dir, out, Some(userns)))
+}
+
+/// Whether a host user other than root can pass directory `meta` (search
+/// permission through "other", a non-root group, or a non-root owner).
+fn passable_by_others(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let mode = meta.mode();
+    mode & 0o001 != 0
+        || (mode & 0o010 != 0 && meta.gid() != 0)
+        || (mode & 0o100 != 0 && meta.uid() != 0)
+}
+
+/// Refuses a writable, ID-mapped directory rootfs that host users other
+/// than root can reach: a file container root makes setuid there is setuid
+/// root on the host. Some directory on the way must be root's alone.
+fn check_unreachable(rootfs: &Path) -> Result<(), RuntimeError> {
+    let real =
+        std::fs::canonicalize(rootfs).map_err(|e| RuntimeError::io("cannot resolve", rootfs, e))?;
+    let mut dirs: Vec<&Path> = real.ancestors().collect();
+    dirs.reverse();
+    for dir in dirs {
+        let meta = std::fs::metadata(dir).map_err(|e| RuntimeError::io("cannot stat", dir, e))?;
+        if !passable_by_others(&meta) {
+            return Ok(());
+        }
+    }
+    Err(RuntimeError::RootfsReachable(real))
 }
 
 /// Creates the staging point for spec mount `index`: a directory, or an

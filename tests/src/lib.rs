@@ -24,9 +24,25 @@ pub fn workspace_root() -> PathBuf {
 
 /// The directory build products and fixtures go in.
 pub fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
+    let dir = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"))
+        .unwrap_or_else(|| workspace_root().join("target"));
+    static PRIVATE: std::sync::Once = std::sync::Once::new();
+    PRIVATE.call_once(|| private_rootfs_dirs(&dir));
+    dir
+}
+
+/// The directories that hold the tests' rootfs trees are root's alone:
+/// container root writes into a writable ID-mapped rootfs as host uid 0,
+/// and warren refuses such a rootfs where other host users could reach a
+/// setuid file in it.
+fn private_rootfs_dirs(target: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    for sub in ["test-bundles", "test-rootfs", "fixtures", "images"] {
+        let dir = target.join(sub);
+        let _ = std::fs::create_dir_all(&dir);
+        let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+    }
 }
 
 /// Panics unless running as root: these tests create namespaces, cgroups

@@ -128,6 +128,12 @@ impl Runtime {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// The name of container `id`'s cgroups under `warren/` when its spec
+    /// names none (ids are unique per state root only).
+    pub fn cgroup_name(&self, id: &str) -> String {
+        warren_runtime::syscont::per_root_name(&self.root, id)
+    }
+
     pub fn state(&self, id: &str) -> Value {
         serde_json::from_str(&self.ok(&["state", id])).expect("state is JSON")
     }

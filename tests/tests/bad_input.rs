@@ -24,7 +24,7 @@ fn assert_no_leftovers(rt: &Runtime, id: &str, bundle: Option<&Path>) {
         let dir = Path::new("/sys/fs/cgroup")
             .join(controller)
             .join("warren")
-            .join(id);
+            .join(rt.cgroup_name(id));
         assert!(!dir.exists(), "cgroup {} left behind", dir.display());
     }
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");

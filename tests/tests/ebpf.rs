@@ -89,7 +89,7 @@ fn getppid_calls_are_counted_for_their_container_only() {
         let left: Vec<_> = std::fs::read_dir(&tracking)
             .map(|d| {
                 d.flatten()
-                    .filter(|e| is_tracking_dir_of(&e.file_name().to_string_lossy(), &busy))
+                    .filter(|e| is_tracking_dir_of(&rt, &e.file_name().to_string_lossy(), &busy))
                     .collect()
             })
             .unwrap_or_default();
@@ -206,20 +206,20 @@ fn tracked_cgroups() -> Vec<u64> {
         .collect()
 }
 
-/// Whether a cgroup2 directory name is container `id`'s: `<id>`, the
-/// container's own cgroup that warren-runc makes on a hybrid host, or
+/// Whether a cgroup2 directory name is container `id`'s: its cgroup name
+/// (the container's own cgroup that warren-runc makes on a hybrid host), or
 /// `<id>.<pid>`, the tracking directory the interceptor makes for a
 /// container that has none.
-fn is_tracking_dir_of(name: &str, id: &str) -> bool {
-    name == id || name.starts_with(&format!("{id}."))
+fn is_tracking_dir_of(rt: &Runtime, name: &str, id: &str) -> bool {
+    name == rt.cgroup_name(id) || name.starts_with(&format!("{id}."))
 }
 
 /// The container's cgroup2 tracking directory.
-fn tracking_dir(id: &str) -> Option<PathBuf> {
+fn tracking_dir(rt: &Runtime, id: &str) -> Option<PathBuf> {
     std::fs::read_dir("/sys/fs/cgroup/unified/warren")
         .ok()?
         .flatten()
-        .find(|e| is_tracking_dir_of(&e.file_name().to_string_lossy(), id))
+        .find(|e| is_tracking_dir_of(rt, &e.file_name().to_string_lossy(), id))
         .map(|e| e.path())
 }
 
@@ -296,7 +296,7 @@ fn intercepted_calls_are_timed_and_exec_is_counted_and_all_goes_on_delete() {
         "{before} -> {after} for {GETPPID} getppid calls in an exec'd process"
     );
 
-    let tracking = tracking_dir(&id).expect("a tracking cgroup");
+    let tracking = tracking_dir(&rt, &id).expect("a tracking cgroup");
     let cgroup_id = std::fs::metadata(&tracking).unwrap().ino();
     assert!(
         tracked_cgroups().contains(&cgroup_id),

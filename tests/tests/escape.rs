@@ -68,6 +68,15 @@ struct Running<'a> {
 
 impl<'a> Running<'a> {
     fn start(rt: &'a Runtime, name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> Self {
+        Running::start_as(rt, name, &unique(name), edit)
+    }
+
+    fn start_as(
+        rt: &'a Runtime,
+        name: &str,
+        id: &str,
+        edit: impl FnOnce(&mut serde_json::Value),
+    ) -> Self {
         let b = bundle(
             &rt.bin,
             &bundle_dir(name),
@@ -78,7 +87,7 @@ impl<'a> Running<'a> {
                 edit(spec);
             },
         );
-        let id = unique(name);
+        let id = id.to_owned();
         rt.ok(&["run", "--detach", "--bundle", b.to_str().unwrap(), &id]);
         rt.wait_status(&id, "running", Duration::from_secs(10));
         Running { rt, id }
@@ -464,4 +473,100 @@ fn an_execd_process_meets_the_same_locks() {
     let rt = Runtime::warren_private("intercept = false");
     let c = Running::start(&rt, "kernel-locks-exec", |_| {});
     kernel_attacks_fail(&c.exec(&[], KERNEL_ATTACKS));
+}
+
+fn init_pid(rt: &Runtime, id: &str) -> i64 {
+    rt.state(id)["pid"].as_i64().expect("a running init")
+}
+
+fn memory_cgroup_of(pid: i64) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .expect("the init's cgroups")
+        .lines()
+        .find(|l| l.contains(":memory:"))
+        .expect("a memory cgroup")
+        .to_owned()
+}
+
+#[test]
+fn one_id_under_two_state_roots_is_two_containers() {
+    // Two containerd namespaces, say: each has its own state root.
+    let (one, two) = (Runtime::warren(), Runtime::warren());
+    let id = unique("twin");
+    let a = Running::start_as(&one, "twin-a", &id, |_| {});
+    let b = Running::start_as(&two, "twin-b", &id, |_| {});
+    let (pa, pb) = (init_pid(&one, &id), init_pid(&two, &id));
+    assert_ne!(
+        memory_cgroup_of(pa),
+        memory_cgroup_of(pb),
+        "one cgroup for both"
+    );
+    masks_held(&a.exec(&[], UNMASK));
+    masks_held(&b.exec(&[], UNMASK));
+    // Deleting one leaves the other running, with its own masks.
+    drop(a);
+    assert_eq!(two.state(&id)["status"], "running");
+    assert!(std::path::Path::new(&format!("/proc/{pb}")).exists());
+    masks_held(&b.exec(&[], UNMASK));
+}
+
+/// Whether a host user other than root (nobody) can stat `path`.
+fn nobody_reaches(path: &std::path::Path) -> bool {
+    std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "stat"])
+        .arg(path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("setpriv (util-linux)")
+        .success()
+}
+
+#[test]
+fn a_setuid_file_made_inside_is_never_within_reach_of_host_users() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let rt = Runtime::warren();
+    let script = "touch /suid && chmod 4755 /suid && echo made";
+    let edit = |spec: &mut serde_json::Value| {
+        spec["root"]["readonly"] = false.into();
+    };
+    // A writable rootfs that every host user can reach: refused, naming it.
+    let open_parent = target_dir().join("test-reachable").join(unique("suid"));
+    std::fs::create_dir_all(&open_parent).unwrap();
+    std::fs::set_permissions(&open_parent, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let rootfs = warren_tests::fixtures::private_busybox(&open_parent.join("rootfs"));
+    assert!(nobody_reaches(&rootfs), "the test's own premise");
+    let b = bundle(
+        &rt.bin,
+        &bundle_dir("suid-open"),
+        &rootfs,
+        &["sh", "-c", script],
+        edit,
+    );
+    let id = unique("suid-open");
+    let _g = rt.cleanup(&id);
+    let out = rt.run(&["run", "--bundle", b.to_str().unwrap(), &id]);
+    assert!(!out.status.success(), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(rootfs.to_str().unwrap()) && err.contains("chmod 0700"),
+        "{err}"
+    );
+    assert!(!rootfs.join("suid").exists());
+    assert!(!rt.root.join(&id).exists(), "state left behind");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&id), "mounts left behind");
+
+    // The same rootfs behind a directory that is root's alone: it runs,
+    // the file is setuid root on disk, and no other user reaches it.
+    std::fs::set_permissions(&open_parent, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let id = unique("suid-closed");
+    let _g2 = rt.cleanup(&id);
+    let out = rt.run(&["run", "--bundle", b.to_str().unwrap(), &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "made\n");
+    let meta = std::fs::metadata(rootfs.join("suid")).unwrap();
+    assert_eq!((meta.uid(), meta.mode() & 0o4000), (0, 0o4000));
+    assert!(!nobody_reaches(&rootfs.join("suid")));
+    let _ = std::fs::remove_dir_all(&open_parent);
 }

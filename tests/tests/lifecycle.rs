@@ -242,7 +242,10 @@ fn exec_ps_pause_resume() {
 
     rt.ok(&["pause", &id]);
     assert_eq!(rt.state(&id)["status"], "paused");
-    let freezer = format!("/sys/fs/cgroup/freezer/warren/{id}/freezer.state");
+    let freezer = format!(
+        "/sys/fs/cgroup/freezer/warren/{}/freezer.state",
+        rt.cgroup_name(&id)
+    );
     let frozen = std::fs::read_to_string(&freezer).expect("freezer state");
     assert_eq!(frozen.trim(), "FROZEN");
     rt.ok(&["resume", &id]);
@@ -384,10 +387,11 @@ fn events_update_and_spec() {
     let res = b.join("resources.json");
     std::fs::write(&res, r#"{"memory":{"limit":67108864},"pids":{"limit":50}}"#).unwrap();
     rt.ok(&["update", "--resources", res.to_str().unwrap(), &id]);
-    let mem = format!("/sys/fs/cgroup/memory/warren/{id}/memory.limit_in_bytes");
+    let cg = rt.cgroup_name(&id);
+    let mem = format!("/sys/fs/cgroup/memory/warren/{cg}/memory.limit_in_bytes");
     assert_eq!(std::fs::read_to_string(&mem).unwrap().trim(), "67108864");
     assert_eq!(
-        std::fs::read_to_string(format!("/sys/fs/cgroup/pids/warren/{id}/pids.max"))
+        std::fs::read_to_string(format!("/sys/fs/cgroup/pids/warren/{cg}/pids.max"))
             .unwrap()
             .trim(),
         "50"

@@ -271,7 +271,7 @@ fn systemd_dockerd_and_containerd_run_inside_without_privileges() {
     let left: Vec<&str> = mountinfo.lines().filter(|l| l.contains(&id)).collect();
     assert!(left.is_empty(), "mounts left: {left:?}");
     for h in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
-        let dir = h.path().join("warren").join(&id);
+        let dir = h.path().join("warren").join(rt.cgroup_name(&id));
         assert!(!dir.exists(), "cgroup left: {}", dir.display());
     }
     let data = rt.node_dir().join("state/data");

@@ -274,7 +274,10 @@ fn a_create_killed_midway_leaks_nothing_once_the_next_create_runs() {
         "staging mount left"
     );
     for c in ["memory", "pids", "freezer"] {
-        let dir = Path::new("/sys/fs/cgroup").join(c).join("warren").join(&id);
+        let dir = Path::new("/sys/fs/cgroup")
+            .join(c)
+            .join("warren")
+            .join(rt.cgroup_name(&id));
         assert!(!dir.exists(), "cgroup {} left", dir.display());
     }
     rt.ok(&["delete", "--force", &other]);
@@ -556,18 +559,18 @@ fn a_container_killed_from_the_host_leaves_nothing_after_delete_force() {
             !Path::new("/sys/fs/cgroup")
                 .join(c)
                 .join("warren")
-                .join(&id)
+                .join(rt.cgroup_name(&id))
                 .exists()
         );
     }
 }
 
 /// The host directories of a container's cgroups, in every hierarchy.
-fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
+fn cgroup_dirs(rt: &Runtime, id: &str) -> Vec<PathBuf> {
     std::fs::read_dir("/sys/fs/cgroup")
         .expect("list /sys/fs/cgroup")
         .flatten()
-        .map(|e| e.path().join("warren").join(id))
+        .map(|e| e.path().join("warren").join(rt.cgroup_name(id)))
         .filter(|p| p.exists())
         .collect()
 }
@@ -600,7 +603,7 @@ fn engines_inside_make_their_own_cgroups_below_warrens() {
     let state = rt.state(&id);
     let host_root = host_uid_of(state["pid"].as_i64().expect("pid"));
     let inner = Path::new("/sys/fs/cgroup/memory/warren")
-        .join(&id)
+        .join(rt.cgroup_name(&id))
         .join("inner");
     let limit = std::fs::read_to_string(inner.join("memory.limit_in_bytes")).expect("inner limit");
     assert_eq!(limit.trim(), "16777216");
@@ -608,7 +611,7 @@ fn engines_inside_make_their_own_cgroups_below_warrens() {
         u64::from(std::fs::metadata(&inner).expect("inner").uid()),
         host_root
     );
-    let own = Path::new("/sys/fs/cgroup/memory/warren").join(&id);
+    let own = Path::new("/sys/fs/cgroup/memory/warren").join(rt.cgroup_name(&id));
     assert_eq!(
         std::fs::metadata(own.join("memory.limit_in_bytes"))
             .expect("own limit")
@@ -616,11 +619,11 @@ fn engines_inside_make_their_own_cgroups_below_warrens() {
         0,
         "the container's own limits stay the host's"
     );
-    assert!(!cgroup_dirs(&id).is_empty());
+    assert!(!cgroup_dirs(&rt, &id).is_empty());
 
     rt.ok(&["delete", "--force", &id]);
     assert_eq!(
-        cgroup_dirs(&id),
+        cgroup_dirs(&rt, &id),
         Vec::<PathBuf>::new(),
         "cgroups left behind"
     );

@@ -192,7 +192,7 @@ pub fn create_container(
     // nowhere.
     if globals.settings.intercept
         && syscont
-        && !crate::interceptor_client::wait_registered(&globals.settings, opts.id)
+        && !crate::interceptor_client::wait_registered(&globals.settings, opts.id, &prepared_dir)
     {
         remove_leftover(globals, opts.id, &dir);
         return Err(crate::interceptor_client::InterceptorError::NotRegistered {

@@ -42,6 +42,10 @@ pub const LISTENER_METADATA: &str = "warren/v1";
 #[derive(Debug, Clone)]
 pub struct Target<'a> {
     pub id: &'a str,
+    /// The name of the container's cgroup under [`CGROUP_PARENT`] when the
+    /// spec names none: unique per state root and id, since ids are unique
+    /// per state root only.
+    pub cgroup_name: &'a str,
     /// What `root.path` becomes: the ID-mapped staging mount, or the rootfs
     /// itself for a plain container.
     pub rootfs: &'a Path,
@@ -285,7 +289,7 @@ pub fn rewrite(mut spec: Spec, target: &Target<'_>) -> Result<Spec, SpecError> {
         return Ok(spec);
     };
     if linux.cgroups_path().is_none() {
-        linux.set_cgroups_path(Some(PathBuf::from(CGROUP_PARENT).join(target.id)));
+        linux.set_cgroups_path(Some(PathBuf::from(CGROUP_PARENT).join(target.cgroup_name)));
     }
     if !syscont {
         return Ok(spec);

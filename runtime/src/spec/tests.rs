@@ -37,6 +37,7 @@ fn caps() -> Vec<String> {
 fn target<'a>(host_caps: &'a [String]) -> Target<'a> {
     Target {
         id: "c1",
+        cgroup_name: "0123456789abcdef-c1",
         rootfs: Path::new("/run/warren/@prepared/c1/rootfs"),
         mappings: Some((vec![map(0, 200000, 65536)], vec![map(0, 300000, 65536)])),
         host_caps,
@@ -89,7 +90,7 @@ fn table() {
                 );
                 assert_eq!(
                     linux.cgroups_path().as_deref(),
-                    Some(Path::new("/warren/c1"))
+                    Some(Path::new("/warren/0123456789abcdef-c1"))
                 );
                 let c = out
                     .process()
