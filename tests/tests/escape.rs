@@ -570,3 +570,38 @@ fn a_setuid_file_made_inside_is_never_within_reach_of_host_users() {
     assert!(!nobody_reaches(&rootfs.join("suid")));
     let _ = std::fs::remove_dir_all(&open_parent);
 }
+
+#[test]
+fn a_flipped_fstype_never_brings_an_unmasked_proc_or_sysfs() {
+    let rt = Runtime::warren();
+    for fs in ["proc", "sysfs"] {
+        let out = run(
+            &rt,
+            "flip-fstype",
+            &format!(
+                "/opt/warren-hostile flip-fstype 5000 {fs}; echo timer $(wc -c < /proc/timer_list)"
+            ),
+            |_| {},
+        );
+        has_line(&out, "tries 5000");
+        has_line(&out, "unmasked 0");
+        has_line(&out, "timer 0");
+    }
+}
+
+#[test]
+fn a_swapped_umount_path_never_unmounts_a_mask() {
+    let rt = Runtime::warren();
+    for how in ["absolute", "relative"] {
+        let out = run(
+            &rt,
+            "swap-umount",
+            &format!(
+                "/opt/warren-hostile swap-umount 5000 {how}; echo firmware $(ls /sys/firmware | wc -l)"
+            ),
+            |_| {},
+        );
+        has_line(&out, "firmware-kept");
+        has_line(&out, "firmware 0");
+    }
+}

@@ -191,6 +191,93 @@ fn main() {
             drop(f);
             println!("{}", if lost_proc { "proc-lost" } else { "proc-kept" });
         }
+        // Flip mount(2)'s fstype between "tmpfs" and `fs` (proc or sysfs)
+        // while the call is in flight; count the mounts that came out as
+        // `fs` without its masks.
+        "flip-fstype" => {
+            let fs = args.get(3).map(String::as_str).unwrap_or("proc");
+            let _ = std::fs::create_dir_all("/tmp/f");
+            let f = Flipper::new("tmpfs", fs);
+            let (mut tries, mut unmasked) = (0, 0);
+            for _ in 0..n {
+                let src = c"none";
+                // SAFETY: the strings outlive the call; the fstype buffer is
+                // the flipper's, raced on purpose.
+                let rc = unsafe {
+                    libc::mount(
+                        src.as_ptr(),
+                        c"/tmp/f".as_ptr(),
+                        f.buf.cast(),
+                        0,
+                        std::ptr::null(),
+                    )
+                };
+                tries += 1;
+                if rc != 0 {
+                    continue;
+                }
+                let revealed = match fs {
+                    "sysfs" => std::fs::read_dir("/tmp/f/firmware").is_ok_and(|d| d.count() > 0),
+                    _ => std::fs::read("/tmp/f/timer_list").is_ok_and(|b| !b.is_empty()),
+                };
+                if revealed {
+                    unmasked += 1;
+                }
+                umount("/tmp/f", libc::MNT_DETACH);
+            }
+            drop(f);
+            println!("tries {tries}");
+            println!("unmasked {unmasked}");
+        }
+        // A thread swaps a directory and a symlink to /sys (RENAME_EXCHANGE)
+        // while the main thread unmounts its own tmpfs at d/firmware, by an
+        // absolute or a relative path.
+        "swap-umount" => {
+            let relative = args.get(3).map(String::as_str) == Some("relative");
+            let _ = std::fs::create_dir_all("/tmp/r/d/firmware");
+            let _ = std::os::unix::fs::symlink("/sys", "/tmp/r/l");
+            let stop = Arc::new(AtomicBool::new(false));
+            let s2 = stop.clone();
+            let swapper = std::thread::spawn(move || {
+                while !s2.load(Ordering::Relaxed) {
+                    // SAFETY: both names are NUL-terminated literals.
+                    unsafe {
+                        libc::syscall(
+                            libc::SYS_renameat2,
+                            libc::AT_FDCWD,
+                            c"/tmp/r/d".as_ptr(),
+                            libc::AT_FDCWD,
+                            c"/tmp/r/l".as_ptr(),
+                            libc::RENAME_EXCHANGE,
+                        )
+                    };
+                }
+            });
+            let _ = std::env::set_current_dir("/tmp/r");
+            let target: &std::ffi::CStr = if relative {
+                c"d/firmware"
+            } else {
+                c"/tmp/r/d/firmware"
+            };
+            for _ in 0..n {
+                // Our own tmpfs where d/firmware is a directory of ours.
+                let _ = mount("t", target.as_ptr().cast(), "tmpfs", 0);
+                // SAFETY: target is a NUL-terminated literal.
+                unsafe { libc::umount2(target.as_ptr(), 0) };
+            }
+            stop.store(true, Ordering::Relaxed);
+            let _ = swapper.join();
+            let masked = std::fs::read_dir("/sys/firmware").is_ok_and(|d| d.count() == 0);
+            let mounted = mountinfo().lines().any(|l| l.contains(" /sys/firmware "));
+            println!(
+                "{}",
+                if masked && mounted {
+                    "firmware-kept"
+                } else {
+                    "firmware-lost"
+                }
+            );
+        }
         "efault" => {
             println!(
                 "{}",
