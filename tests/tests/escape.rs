@@ -605,3 +605,25 @@ fn a_swapped_umount_path_never_unmounts_a_mask() {
         has_line(&out, "firmware 0");
     }
 }
+
+#[test]
+fn the_devices_cgroup_is_an_allow_list_even_for_a_privileged_spec() {
+    let rt = Runtime::warren();
+    // A spec that allows every device, as `--privileged` writes it.
+    let out = run(
+        &rt,
+        "devices",
+        "cat /sys/fs/cgroup/devices/devices.list",
+        |spec| {
+            spec["linux"]["resources"]["devices"] =
+                serde_json::json!([{"allow": true, "access": "rwm"}]);
+        },
+    );
+    assert!(
+        !out.lines().any(|l| l == "a *:* rwm"),
+        "every device allowed:\n{out}"
+    );
+    for line in ["c 1:3 rwm", "c 1:5 rwm", "c 10:229 rwm", "c 10:200 rwm"] {
+        has_line(&out, line);
+    }
+}

@@ -274,6 +274,53 @@ fn clamp_ping_group_range(linux: &mut oci_spec::runtime::Linux) {
     }
 }
 
+/// Character devices engines inside need beyond the runtime's defaults
+/// (libcgroups allows null, zero, full, random, urandom, tty, the console
+/// pty, ptmx, /dev/pts and /dev/net/tun): /dev/fuse, for fuse-overlayfs and
+/// buildkit.
+pub const ENGINE_DEVICES: &[(i64, i64)] = &[(10, 229)];
+
+/// A system container's devices cgroup: deny everything, then the spec's
+/// own rules for named devices (`docker run --device`), then what engines
+/// inside need; libcgroups adds runc's default allow-list after these. A
+/// rule that allows a whole type or major (a privileged spec's `a *:*
+/// rwm`) is dropped: root inside must not reach the host's devices.
+fn confine_devices(linux: &mut oci_spec::runtime::Linux) {
+    use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
+    let rule = |allow: bool, typ: LinuxDeviceType, major: Option<i64>, minor: Option<i64>| {
+        let mut r = LinuxDeviceCgroup::default();
+        r.set_allow(allow);
+        r.set_typ(Some(typ));
+        r.set_major(major);
+        r.set_minor(minor);
+        r.set_access(Some("rwm".to_owned()));
+        r
+    };
+    let mut resources = linux
+        .resources()
+        .clone()
+        .unwrap_or_else(LinuxResources::default);
+    let mut rules = vec![rule(false, LinuxDeviceType::A, None, None)];
+    rules.extend(
+        resources
+            .devices()
+            .iter()
+            .flatten()
+            .filter(|r| {
+                r.allow()
+                    && matches!(r.typ(), Some(LinuxDeviceType::C | LinuxDeviceType::B))
+                    && r.major().is_some_and(|m| m >= 0)
+                    && r.minor().is_some_and(|m| m >= 0)
+            })
+            .cloned(),
+    );
+    for &(major, minor) in ENGINE_DEVICES {
+        rules.push(rule(true, LinuxDeviceType::C, Some(major), Some(minor)));
+    }
+    resources.set_devices(Some(rules));
+    linux.set_resources(Some(resources));
+}
+
 /// Produces the spec to run.
 pub fn rewrite(mut spec: Spec, target: &Target<'_>) -> Result<Spec, SpecError> {
     let mut root = spec.root().clone().unwrap_or_default();
@@ -325,6 +372,7 @@ pub fn rewrite(mut spec: Spec, target: &Target<'_>) -> Result<Spec, SpecError> {
         linux.set_gid_mappings(Some(gids));
     }
     clamp_ping_group_range(linux);
+    confine_devices(linux);
     if let Some(ro) = linux.readonly_paths_mut() {
         if ro.iter().any(|p| p == "/proc/sys") {
             ro.retain(|p| p != "/proc/sys");

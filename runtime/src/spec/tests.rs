@@ -413,3 +413,46 @@ fn a_container_uuid_is_stable_and_well_formed() {
     assert_eq!(parts, vec![8, 4, 4, 4, 12]);
     assert!(a.chars().all(|c| c == '-' || c.is_ascii_hexdigit()));
 }
+
+#[test]
+fn the_devices_cgroup_denies_all_but_named_devices_and_what_engines_need() {
+    let mut spec = base();
+    let mut linux = spec.linux().clone().unwrap_or_default();
+    let rules: Vec<oci_spec::runtime::LinuxDeviceCgroup> =
+        serde_json::from_value(serde_json::json!([
+            {"allow": true, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+            {"allow": true, "type": "b", "major": 8, "access": "rwm"},
+            {"allow": true, "type": "b", "major": 8, "minor": 0, "access": "rw"}
+        ]))
+        .unwrap();
+    let mut resources = oci_spec::runtime::LinuxResources::default();
+    resources.set_devices(Some(rules));
+    linux.set_resources(Some(resources));
+    spec.set_linux(Some(linux));
+    let caps = caps();
+    let out = rewrite(spec, &target(&caps)).unwrap();
+    let got: Vec<String> = out
+        .linux()
+        .as_ref()
+        .unwrap()
+        .resources()
+        .as_ref()
+        .unwrap()
+        .devices()
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|r| format!("{} {r}", if r.allow() { "allow" } else { "deny" }))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "deny a *:* rwm",
+            "allow c 1:3 rwm",
+            "allow b 8:0 rw",
+            "allow c 10:229 rwm"
+        ],
+        "{got:?}"
+    );
+}
