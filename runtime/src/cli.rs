@@ -92,3 +92,27 @@ pub struct Globals {
     pub systemd_cgroup: bool,
     pub settings: crate::settings::Settings,
 }
+
+/// The state root as a real path: every record and every comparison with
+/// the mount table uses it. Docker names its root through the /var/run
+/// symlink; mountinfo names the same directory under /run. The part that
+/// does not exist yet is kept as given, below the real path of the rest.
+pub fn real_root(root: &std::path::Path) -> std::io::Result<PathBuf> {
+    let abs = std::path::absolute(root)?;
+    let mut existing = abs.as_path();
+    let mut missing = Vec::new();
+    while !existing.exists() {
+        match (existing.file_name(), existing.parent()) {
+            (Some(name), Some(parent)) => {
+                missing.push(name.to_owned());
+                existing = parent;
+            }
+            _ => break,
+        }
+    }
+    let mut real = std::fs::canonicalize(existing)?;
+    for name in missing.into_iter().rev() {
+        real.push(name);
+    }
+    Ok(real)
+}

@@ -71,6 +71,8 @@ pub enum RuntimeError {
     #[error(transparent)]
     Interceptor(#[from] crate::interceptor_client::InterceptorError),
     #[error(transparent)]
+    Remove(#[from] warren_sys::RemoveError),
+    #[error(transparent)]
     Locked(#[from] crate::locked::LockedError),
     #[error(transparent)]
     ExecListener(#[from] crate::exec_listener::ExecListenerError),

@@ -374,7 +374,7 @@ pub struct OverlayLayers {
     pub work: Option<PathBuf>,
 }
 
-fn unescape_mountinfo(s: &str) -> String {
+pub fn unescape_mountinfo(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let bytes = s.as_bytes();
     let mut i = 0;

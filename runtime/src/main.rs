@@ -97,7 +97,7 @@ fn main() -> ExitCode {
         .map_err(RuntimeError::from)
         .and_then(|settings| {
             let globals = Globals {
-                root: std::path::absolute(&root)
+                root: warren_runtime::cli::real_root(&root)
                     .map_err(|e| RuntimeError::io("bad --root", &root, e))?,
                 systemd_cgroup: cli.global.systemd_cgroup,
                 settings,

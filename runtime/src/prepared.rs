@@ -26,11 +26,9 @@ pub fn write(root: &Path, id: &str, spec: &Spec) -> Result<PathBuf, RuntimeError
 
 pub fn remove(root: &Path, id: &str) -> Result<(), RuntimeError> {
     let dir = dir(root, id);
-    match std::fs::remove_dir_all(&dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(RuntimeError::io("cannot remove", &dir, e)),
-    }
+    // Everything mounted under it was unmounted first; a mount left there
+    // is an error, and nothing under it is touched.
+    warren_sys::remove_tree(&dir).map_err(RuntimeError::from)
 }
 
 /// A prepared container's spec.

@@ -271,12 +271,9 @@ fn remove_data_dirs(settings: &Settings, root: &Path, id: &str, keep: bool) {
         tracing::info!(%id, dir = %dir.display(), "keeping the container's data");
         return;
     }
-    match std::fs::remove_dir_all(&dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => {
-            tracing::warn!(%id, dir = %dir.display(), error = %e, "cannot remove the container's data")
-        }
+    // Never through a mount: an engine inside may have left one there.
+    if let Err(e) = warren_sys::remove_tree(&dir) {
+        tracing::warn!(%id, dir = %dir.display(), error = %e, "cannot remove the container's data")
     }
 }
 
@@ -287,7 +284,7 @@ fn unmount_under(dir: &Path) -> Result<(), RuntimeError> {
     let mut points: Vec<PathBuf> = mountinfo
         .lines()
         .filter_map(|l| l.split(' ').nth(4))
-        .map(|p| PathBuf::from(p.replace("\\040", " ")))
+        .map(|p| PathBuf::from(idmap::unescape_mountinfo(p)))
         .filter(|p| p.starts_with(dir))
         .collect();
     points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
@@ -333,9 +330,7 @@ pub fn teardown(globals: &Globals, root: &Path, id: &str) -> Result<(), RuntimeE
     remove_data_dirs(&globals.settings, root, id, keep);
     prepared::remove(root, id)?;
     let copy = rootfs_copy_dir(&globals.settings, root, id);
-    if copy.exists() {
-        std::fs::remove_dir_all(&copy).map_err(|e| RuntimeError::io("cannot remove", &copy, e))?;
-    }
+    warren_sys::remove_tree(&copy)?;
     Allocator::new(&globals.settings)
         .release(root, id)
         .map_err(RuntimeError::from)
@@ -352,13 +347,13 @@ fn reap(globals: &Globals, a: &Allocation) -> bool {
             }
         }
     }
-    if dir.exists() {
-        let _ = std::fs::remove_dir_all(&dir);
+    if let Err(e) = warren_sys::remove_tree(&dir) {
+        tracing::warn!(id = %a.id, error = %e, "cannot remove the stale container's state");
     }
     let cleaned = unmount_under(&prepared::dir(&a.root, &a.id)).is_ok()
         && prepared::remove(&a.root, &a.id).is_ok();
     let copy = rootfs_copy_dir(&globals.settings, &a.root, &a.id);
-    let copy_gone = !copy.exists() || std::fs::remove_dir_all(&copy).is_ok();
+    let copy_gone = warren_sys::remove_tree(&copy).is_ok();
     tracing::info!(id = %a.id, root = %a.root.display(), "reclaimed the ID range of a stale container");
     cleaned && copy_gone && !dir.exists()
 }

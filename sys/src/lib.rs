@@ -573,3 +573,144 @@ pub fn read_only_in(tree: BorrowedFd<'_>, rel: &str) -> std::io::Result<Option<O
     move_mount(clone.as_fd(), at.as_fd(), None)?;
     Ok(Some(clone))
 }
+
+/// Why [`remove_tree`] stopped.
+#[derive(Debug)]
+pub enum RemoveError {
+    /// Something is mounted at this path: nothing under it was touched.
+    Mounted(std::path::PathBuf),
+    Io(std::path::PathBuf, std::io::Error),
+}
+
+impl std::fmt::Display for RemoveError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RemoveError::Mounted(p) => write!(
+                f,
+                "{} is a mount point; nothing under it was removed",
+                p.display()
+            ),
+            RemoveError::Io(p, e) => write!(f, "cannot remove {}: {e}", p.display()),
+        }
+    }
+}
+
+impl std::error::Error for RemoveError {}
+
+/// Removes the directory `path` and everything in it that lies on the same
+/// mount, never following a symlink and never crossing into a mount: a
+/// mount point anywhere below is an error that names it, and nothing under
+/// it is touched. A missing `path` is not an error.
+pub fn remove_tree(path: &std::path::Path) -> Result<(), RemoveError> {
+    let io = |p: &std::path::Path| {
+        let p = p.to_path_buf();
+        move |e: std::io::Error| RemoveError::Io(p, e)
+    };
+    let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| {
+        RemoveError::Io(path.to_path_buf(), std::io::ErrorKind::InvalidInput.into())
+    })?;
+    // SAFETY: c outlives the call.
+    let fd = match owned(unsafe {
+        libc::open(
+            c.as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
+    } as libc::c_long)
+    {
+        Ok(fd) => fd,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
+        Err(e) => return Err(io(path)(e)),
+    };
+    let (id, is_root) = mount_of(fd.as_fd()).map_err(io(path))?;
+    if is_root {
+        return Err(RemoveError::Mounted(path.to_path_buf()));
+    }
+    empty_dir(fd, id, path)?;
+    let parent = path.parent().unwrap_or(std::path::Path::new("/"));
+    let name =
+        CString::new(path.file_name().map(|n| n.as_bytes()).unwrap_or_default()).map_err(|_| {
+            RemoveError::Io(path.to_path_buf(), std::io::ErrorKind::InvalidInput.into())
+        })?;
+    let pc = CString::new(parent.as_os_str().as_bytes()).map_err(|_| {
+        RemoveError::Io(path.to_path_buf(), std::io::ErrorKind::InvalidInput.into())
+    })?;
+    // SAFETY: pc outlives the call.
+    let pfd = owned(unsafe {
+        libc::open(
+            pc.as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        ) as libc::c_long
+    })
+    .map_err(io(parent))?;
+    // SAFETY: pfd is open and name outlives the call.
+    if unsafe { libc::unlinkat(pfd.as_raw_fd(), name.as_ptr(), libc::AT_REMOVEDIR) } < 0 {
+        return Err(io(path)(last()));
+    }
+    Ok(())
+}
+
+/// Empties the directory `dir` (on mount `mount`), depth first.
+fn empty_dir(dir: OwnedFd, mount: u64, path: &std::path::Path) -> Result<(), RemoveError> {
+    let io = |p: std::path::PathBuf| move |e: std::io::Error| RemoveError::Io(p, e);
+    let dup = dir.try_clone().map_err(io(path.to_path_buf()))?;
+    // Dir takes the duplicate over and closes it when dropped.
+    let read = nix::dir::Dir::from_fd(std::os::fd::IntoRawFd::into_raw_fd(dup))
+        .map_err(|e| RemoveError::Io(path.to_path_buf(), e.into()))?;
+    let mut names: Vec<CString> = Vec::new();
+    for entry in read {
+        let entry = entry.map_err(|e| RemoveError::Io(path.to_path_buf(), e.into()))?;
+        let name = entry.file_name();
+        if name.to_bytes() == b"." || name.to_bytes() == b".." {
+            continue;
+        }
+        names.push(name.to_owned());
+    }
+    for name in names {
+        let child = path.join(std::ffi::OsStr::from_bytes(name.to_bytes()));
+        // SAFETY: dir is open and name outlives the call.
+        let sub = owned(unsafe {
+            libc::openat(
+                dir.as_raw_fd(),
+                name.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            )
+        } as libc::c_long);
+        match sub {
+            Ok(sub) => {
+                let (id, is_root) = mount_of(sub.as_fd()).map_err(io(child.clone()))?;
+                if is_root || id != mount {
+                    return Err(RemoveError::Mounted(child));
+                }
+                empty_dir(sub, mount, &child)?;
+                // SAFETY: dir is open and name outlives the call.
+                if unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), libc::AT_REMOVEDIR) } < 0
+                {
+                    return Err(io(child)(last()));
+                }
+            }
+            // Not a directory (or a symlink to one): unlinked as it is.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTDIR) | Some(libc::ELOOP)) => {
+                // A file may be a mount point too (a bind of a file).
+                // SAFETY: dir is open and name outlives the call.
+                let fd = owned(unsafe {
+                    libc::openat(
+                        dir.as_raw_fd(),
+                        name.as_ptr(),
+                        libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                    )
+                } as libc::c_long)
+                .map_err(io(child.clone()))?;
+                let (id, is_root) = mount_of(fd.as_fd()).map_err(io(child.clone()))?;
+                if is_root || id != mount {
+                    return Err(RemoveError::Mounted(child));
+                }
+                // SAFETY: dir is open and name outlives the call.
+                if unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) } < 0 {
+                    return Err(io(child)(last()));
+                }
+            }
+            Err(e) => return Err(io(child)(e)),
+        }
+    }
+    Ok(())
+}

@@ -227,10 +227,8 @@ fn remove_leftover(globals: &Globals, id: &str, dir: &Path) {
             }
         }
     }
-    if dir.exists() {
-        if let Err(err) = std::fs::remove_dir_all(dir) {
-            tracing::warn!(dir = %dir.display(), %err, "cannot remove state of failed create");
-        }
+    if let Err(err) = warren_sys::remove_tree(dir) {
+        tracing::warn!(dir = %dir.display(), %err, "cannot remove state of failed create");
     }
     if let Err(err) = syscont::teardown(globals, &globals.root, id) {
         tracing::warn!(%id, %err, "cleanup of failed create");

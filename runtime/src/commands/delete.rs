@@ -12,10 +12,7 @@ pub fn delete(id: &str, force: bool, globals: &Globals) -> Result<(), RuntimeErr
         // shims rely on it to make their own clean-up idempotent.
         Err(RuntimeError::NotExist(_)) if force => {
             let dir = container_dir(&globals.root, id)?;
-            if dir.exists() {
-                std::fs::remove_dir_all(&dir)
-                    .map_err(|e| RuntimeError::io("cannot remove", &dir, e))?;
-            }
+            warren_sys::remove_tree(&dir)?;
             return syscont::teardown(globals, &globals.root, id);
         }
         Err(e) => return Err(e),
