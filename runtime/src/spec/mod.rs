@@ -286,7 +286,7 @@ pub const ENGINE_DEVICES: &[(i64, i64)] = &[(10, 229)];
 /// rule that allows a whole type or major (a privileged spec's `a *:*
 /// rwm`) is dropped: root inside must not reach the host's devices.
 fn confine_devices(linux: &mut oci_spec::runtime::Linux) {
-    use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
+    use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
     let rule = |allow: bool, typ: LinuxDeviceType, major: Option<i64>, minor: Option<i64>| {
         let mut r = LinuxDeviceCgroup::default();
         r.set_allow(allow);
@@ -296,10 +296,7 @@ fn confine_devices(linux: &mut oci_spec::runtime::Linux) {
         r.set_access(Some("rwm".to_owned()));
         r
     };
-    let mut resources = linux
-        .resources()
-        .clone()
-        .unwrap_or_else(LinuxResources::default);
+    let mut resources = linux.resources().clone().unwrap_or_default();
     let mut rules = vec![rule(false, LinuxDeviceType::A, None, None)];
     rules.extend(
         resources
