@@ -8,6 +8,7 @@ mod demo;
 mod deps;
 mod images;
 mod install;
+mod lint;
 mod test;
 
 #[derive(Parser)]
@@ -31,6 +32,8 @@ enum Command {
     Images(images::Args),
     /// Build in release mode and install warren-runc and warren-interceptor
     Install(install::Args),
+    /// Check formatting and run clippy with warnings as errors
+    Lint(lint::Args),
     /// Install what is missing, build, and run every test as root
     Test(test::Args),
 }
@@ -43,6 +46,7 @@ fn main() -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(&args),
         Command::Images(args) => images::run(&args),
         Command::Install(args) => install::run(&args),
+        Command::Lint(args) => lint::run(&args),
         Command::Test(args) => test::run(&args),
     }
 }
