@@ -584,7 +584,7 @@ fn main() -> Result<()> {
     std::fs::create_dir_all(&out)?;
     let ctx = Ctx {
         rootfs: shared_busybox(),
-        warren: Runtime::warren(),
+        warren: Runtime::warren_private(&node::settings()),
         crun: Runtime::peer("crun"),
         runc: Runtime::peer("runc"),
         helper: args.helper.clone(),

@@ -1,5 +1,5 @@
-//! The node's warren-interceptor, seen from the bench: find it, stop it,
-//! start it with or without probes, and read its metrics and resources.
+//! The bench's own warren-interceptor: start it with or without probes on
+//! the bench's socket, stop it, and read its metrics and resources.
 
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
@@ -9,48 +9,51 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-pub const SOCKET: &str = "/run/warren/interceptor.sock";
-pub const METRICS: &str = "127.0.0.1:9464";
+/// The bench's own interceptor: its socket and metrics port, never the
+/// node's (a production interceptor serves every running container there).
+pub fn socket() -> &'static Path {
+    static SOCKET: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    SOCKET.get_or_init(|| {
+        PathBuf::from(format!(
+            "/run/warren-bench/{}/interceptor.sock",
+            std::process::id()
+        ))
+    })
+}
+pub const METRICS: &str = "127.0.0.1:9474";
+
+/// The node settings the bench's warren-runc runs with: its own interceptor.
+pub fn settings() -> String {
+    format!(
+        "interceptor-socket = \"{}\"\ninterceptor-metrics = \"{METRICS}\"\ninterceptor-log = \"{}\"",
+        socket().display(),
+        socket().with_extension("log").display()
+    )
+}
 
 pub fn interceptor_bin() -> PathBuf {
     warren_tests::runtime::bin_dir().join("warren-interceptor")
 }
 
-/// The node's interceptor daemons, of any build (a rebuilt binary shows
-/// as "(deleted)"), but not their per-container helpers.
-pub fn interceptor_pids() -> Vec<i32> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
-            let name = exe.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            name.trim_end_matches(" (deleted)") == "warren-interceptor"
-                && !cmdline.split(|b| *b == 0).any(|a| a == b"helper")
-        })
-        .collect()
-}
-
-/// Stops every interceptor of this build and waits until they are gone.
+/// Stops the interceptor on the bench's own socket, if one runs, and waits
+/// until it is gone. Found by its socket, never by its name.
 pub fn stop_interceptor() -> Result<()> {
-    let pids = interceptor_pids();
-    for pid in &pids {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(*pid),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-    }
+    let Some(pid) = warren_tests::try_listener_of(socket()) else {
+        let _ = std::fs::remove_file(socket());
+        return Ok(());
+    };
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
-    while pids.iter().any(|p| alive(*p)) {
+    while alive(pid) {
         if Instant::now() > deadline {
-            bail!("the interceptor did not stop within 10 s");
+            bail!("the bench's interceptor did not stop within 10 s");
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    let _ = std::fs::remove_file(SOCKET);
+    let _ = std::fs::remove_file(socket());
     Ok(())
 }
 
@@ -71,8 +74,13 @@ fn alive(pid: i32) -> bool {
 /// and waits until its socket answers. Returns its pid.
 pub fn start_interceptor(probes: bool, log: &Path) -> Result<i32> {
     stop_interceptor()?;
+    if let Some(dir) = socket().parent() {
+        std::fs::create_dir_all(dir).context("create the bench's socket dir")?;
+    }
     let mut cmd = Command::new(interceptor_bin());
-    cmd.args(["--socket", SOCKET]);
+    cmd.arg("--socket")
+        .arg(socket())
+        .args(["--metrics-addr", METRICS]);
     if !probes {
         cmd.arg("--no-ebpf");
     }
@@ -84,9 +92,12 @@ pub fn start_interceptor(probes: bool, log: &Path) -> Result<i32> {
     let child = cmd.spawn().context("spawn warren-interceptor")?;
     let pid = child.id() as i32;
     let deadline = Instant::now() + Duration::from_secs(10);
-    while std::os::unix::net::UnixStream::connect(SOCKET).is_err() {
+    while std::os::unix::net::UnixStream::connect(socket()).is_err() {
         if Instant::now() > deadline {
-            bail!("the interceptor did not answer on {SOCKET} within 10 s");
+            bail!(
+                "the interceptor did not answer on {} within 10 s",
+                socket().display()
+            );
         }
         std::thread::sleep(Duration::from_millis(5));
     }

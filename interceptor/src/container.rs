@@ -139,9 +139,13 @@ impl Container {
         let added = self.added.lock().unwrap_or_else(|p| p.into_inner());
         let mut masks = self.initial_masks.clone();
         masks.extend(&added.masks);
+        // What the interceptor put on an emulated proc or sysfs (its masks
+        // and read-only paths) is read-only as the runtime's own are.
+        let mut initial_ro = self.initial_ro.clone();
+        initial_ro.extend(&added.masks);
         Facts {
             initial: self.initial.clone(),
-            initial_ro: self.initial_ro.clone(),
+            initial_ro,
             masks,
             emulated: added.emulated.clone(),
             root: self.root.clone(),

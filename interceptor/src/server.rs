@@ -119,7 +119,14 @@ fn handle(daemon: &Arc<Daemon>, conn: std::os::unix::net::UnixStream) {
     {
         Ok(c) => c,
         Err(e) => {
-            tracing::warn!(container_id = %reg.id, pid = reg.pid, error = %e, "cannot register");
+            let mut chain = e.to_string();
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                chain.push_str(": ");
+                chain.push_str(&c.to_string());
+                cause = c.source();
+            }
+            tracing::warn!(container_id = %reg.id, pid = reg.pid, error = %chain, "cannot register");
             return;
         }
     };

@@ -236,9 +236,66 @@ impl Drop for Stay {
     }
 }
 
+/// Where a container's prepared bundle is seen from inside warren-runc's
+/// mount namespace: a path every user may traverse. Container root must
+/// reach the rootfs and the staged mounts while libcontainer sets them up,
+/// and a client's state root may be root's alone (Docker's /run/docker is
+/// 0700). The directory is an empty mount point on the host.
+pub const VIEW_BASE: &str = "/run/warren/prepared";
+
+/// The view of `prepared` (see [`VIEW_BASE`]) for container `name`.
+pub fn view_dir(name: &str) -> PathBuf {
+    Path::new(VIEW_BASE).join(name)
+}
+
+/// Makes `dir` and its missing parents, each searchable by everyone.
+fn traversable_dir(dir: &Path) -> Result<(), LockedError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir).map_err(step("create the prepared bundle's view"))?;
+    for d in dir.ancestors().take_while(|d| d.starts_with("/run/warren")) {
+        let meta = std::fs::metadata(d).map_err(step("create the prepared bundle's view"))?;
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o011 != 0o011 {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(mode | 0o011))
+                .map_err(step("create the prepared bundle's view"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Rewrites `path` from under `from` to under `to`.
+fn moved(path: &Path, from: &Path, to: &Path) -> Option<PathBuf> {
+    path.strip_prefix(from).ok().map(|rest| to.join(rest))
+}
+
+/// Points the spec's rootfs and staged mounts back from the view to the
+/// prepared bundle, for what reads the spec after create (exec, delete):
+/// the view exists only in warren-runc's mount namespace, during create.
+pub fn unview(spec: &mut Spec, prepared: &Path, view: &Path) {
+    if let Some(root) = spec.root_mut() {
+        if let Some(p) = moved(root.path(), view, prepared) {
+            root.set_path(p);
+        }
+    }
+    if let Some(mounts) = spec.mounts_mut() {
+        for m in mounts.iter_mut() {
+            if let Some(src) = m.source().as_deref().and_then(|s| moved(s, view, prepared)) {
+                m.set_source(Some(src));
+            }
+        }
+    }
+}
+
 /// Steps 1 and 2 of the module doc, and the spec rewrite for step 3.
-/// `userns` is the container's user namespace; `bin` is warren-runc itself.
-pub fn enter(spec: &mut Spec, userns: BorrowedFd<'_>, bin: &Path) -> Result<Stay, LockedError> {
+/// `userns` is the container's user namespace; `bin` is warren-runc itself;
+/// `prepared` is the prepared bundle, seen at `view` from here on.
+pub fn enter(
+    spec: &mut Spec,
+    userns: BorrowedFd<'_>,
+    bin: &Path,
+    prepared: &Path,
+    view: &Path,
+) -> Result<Stay, LockedError> {
     let rootfs = spec
         .root()
         .as_ref()
@@ -279,6 +336,28 @@ pub fn enter(spec: &mut Spec, userns: BorrowedFd<'_>, bin: &Path) -> Result<Stay
         None::<&str>,
     )
     .map_err(nix_step("make the mount namespace a slave of the host's"))?;
+    // The prepared bundle, reachable by the container's root whatever the
+    // modes of the client's state root.
+    traversable_dir(view)?;
+    nix::mount::mount(
+        Some(prepared),
+        view,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(nix_step("bind the prepared bundle to its view"))?;
+    let rootfs = moved(&rootfs, prepared, view).unwrap_or(rootfs);
+    if let Some(root) = spec.root_mut() {
+        root.set_path(rootfs.clone());
+    }
+    if let Some(mounts) = spec.mounts_mut() {
+        for m in mounts.iter_mut() {
+            if let Some(src) = m.source().as_deref().and_then(|s| moved(s, prepared, view)) {
+                m.set_source(Some(src));
+            }
+        }
+    }
     // The rootfs must be a mount to be shared (a copied rootfs is a plain
     // directory).
     nix::mount::mount(

@@ -20,7 +20,11 @@ pub fn write(root: &Path, id: &str, spec: &Spec) -> Result<PathBuf, RuntimeError
     let path = dir.join("config.json");
     let text = serde_json::to_vec(spec)
         .map_err(|e| RuntimeError::io("cannot encode", &path, std::io::Error::other(e)))?;
-    std::fs::write(&path, text).map_err(|e| RuntimeError::io("cannot write", &path, e))?;
+    // Written whole and renamed into place: the interceptor may read it
+    // while create rewrites it.
+    let tmp = dir.join(format!(".config.json.{}", std::process::id()));
+    std::fs::write(&tmp, text).map_err(|e| RuntimeError::io("cannot write", &tmp, e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| RuntimeError::io("cannot write", &path, e))?;
     Ok(dir)
 }
 

@@ -329,6 +329,9 @@ pub fn teardown(globals: &Globals, root: &Path, id: &str) -> Result<(), RuntimeE
     unmount_under(&dir)?;
     remove_data_dirs(&globals.settings, root, id, keep);
     prepared::remove(root, id)?;
+    // The view's mount lived in warren-runc's own namespace; on the host it
+    // is an empty directory.
+    warren_sys::remove_tree(&crate::locked::view_dir(&per_root_name(root, id)))?;
     let copy = rootfs_copy_dir(&globals.settings, root, id);
     warren_sys::remove_tree(&copy)?;
     Allocator::new(&globals.settings)
@@ -351,7 +354,9 @@ fn reap(globals: &Globals, a: &Allocation) -> bool {
         tracing::warn!(id = %a.id, error = %e, "cannot remove the stale container's state");
     }
     let cleaned = unmount_under(&prepared::dir(&a.root, &a.id)).is_ok()
-        && prepared::remove(&a.root, &a.id).is_ok();
+        && prepared::remove(&a.root, &a.id).is_ok()
+        && warren_sys::remove_tree(&crate::locked::view_dir(&per_root_name(&a.root, &a.id)))
+            .is_ok();
     let copy = rootfs_copy_dir(&globals.settings, &a.root, &a.id);
     let copy_gone = warren_sys::remove_tree(&copy).is_ok();
     tracing::info!(id = %a.id, root = %a.root.display(), "reclaimed the ID range of a stale container");

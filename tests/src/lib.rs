@@ -74,3 +74,38 @@ pub fn scrape(addr: &str) -> String {
     conn.read_to_string(&mut text).expect("read the metrics");
     text
 }
+
+/// The process listening on the unix socket at `path`: found by the
+/// socket's inode, never by a process name, so that a test or a bench finds
+/// the daemon it started on its own socket and never the node's.
+pub fn try_listener_of(path: &std::path::Path) -> Option<i32> {
+    let table = std::fs::read_to_string("/proc/net/unix").ok()?;
+    let inode = table
+        .lines()
+        // The listening socket: flags __SO_ACCEPTCON.
+        .find(|l| {
+            l.ends_with(&format!(" {}", path.display()))
+                && l.split_whitespace().nth(3) == Some("00010000")
+        })
+        .and_then(|l| l.split_whitespace().nth(6))?
+        .to_owned();
+    let want = format!("socket:[{inode}]");
+    for proc_dir in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = proc_dir.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let holds = std::fs::read_dir(proc_dir.path().join("fd"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t.to_string_lossy() == want));
+        if holds {
+            return Some(pid);
+        }
+    }
+    None
+}
+
+pub fn listener_of(path: &std::path::Path) -> i32 {
+    try_listener_of(path).unwrap_or_else(|| panic!("nothing listens on {}", path.display()))
+}

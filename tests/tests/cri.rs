@@ -428,18 +428,30 @@ fn cri_pods_with_and_without_host_users_run_as_system_containers() {
         let ch = channel(socket).await;
         let mut images = ImageServiceClient::new(ch.clone());
         for reference in [PAUSE, BUSYBOX] {
-            let status = images
-                .image_status(ImageStatusRequest {
-                    image: Some(ImageSpec {
-                        image: reference.to_owned(),
-                        ..Default::default()
-                    }),
-                    verbose: false,
-                })
-                .await
-                .expect("ImageStatus")
-                .into_inner();
-            assert!(status.image.is_some(), "CRI does not see {reference}");
+            // The CRI plugin learns of an import through containerd's
+            // events: give it a moment.
+            let end = std::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                let status = images
+                    .image_status(ImageStatusRequest {
+                        image: Some(ImageSpec {
+                            image: reference.to_owned(),
+                            ..Default::default()
+                        }),
+                        verbose: false,
+                    })
+                    .await
+                    .expect("ImageStatus")
+                    .into_inner();
+                if status.image.is_some() {
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < end,
+                    "CRI does not see {reference}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
         }
         let mut k = Kubelet {
             rt: RuntimeServiceClient::new(ch),

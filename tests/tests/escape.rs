@@ -281,37 +281,6 @@ fn a_console_node_that_would_open_the_hosts_console_is_refused() {
     assert!(!out.lines().any(|l| l == "made"), "{out}");
 }
 
-/// The process listening on the unix socket at `path`: found by the
-/// socket's inode, which only the daemon this test started holds.
-fn listener_of(path: &std::path::Path) -> i32 {
-    let table = std::fs::read_to_string("/proc/net/unix").unwrap();
-    let inode = table
-        .lines()
-        // The listening socket: flags __SO_ACCEPTCON.
-        .find(|l| {
-            l.ends_with(&format!(" {}", path.display()))
-                && l.split_whitespace().nth(3) == Some("00010000")
-        })
-        .and_then(|l| l.split_whitespace().nth(6))
-        .unwrap_or_else(|| panic!("nothing listens on {}", path.display()))
-        .to_owned();
-    let want = format!("socket:[{inode}]");
-    for proc_dir in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = proc_dir.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let holds = std::fs::read_dir(proc_dir.path().join("fd"))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t.to_string_lossy() == want));
-        if holds {
-            return pid;
-        }
-    }
-    panic!("no process holds {want}");
-}
-
 /// The pids of the children of `pid` (every thread's).
 fn children_of(pid: i32) -> Vec<i32> {
     let mut out = Vec::new();
@@ -349,6 +318,20 @@ fn the_interceptors_helper_holds_no_fd_it_does_not_need() {
         |_| {},
     );
     let id = unique("fds");
+    // This test's own daemon goes with it, whatever happens below (after
+    // the container, whose guard is dropped first).
+    struct Daemon(PathBuf);
+    impl Drop for Daemon {
+        fn drop(&mut self) {
+            if let Some(pid) = warren_tests::try_listener_of(&self.0) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
+            }
+        }
+    }
+    let _daemon = Daemon(socket.clone());
     let _g = rt.cleanup(&id);
     // warren-runc, and so the interceptor it starts, inherits an open pipe
     // at fd 100, as from a careless parent.
@@ -377,18 +360,7 @@ fn the_interceptors_helper_holds_no_fd_it_does_not_need() {
         "mount -t proc p /mnt && mount -o remount,ro /mnt && echo remounted",
     ]);
     assert_eq!(out, "remounted\n");
-    let daemon = listener_of(&socket);
-    // This test's own daemon goes with it, whatever happens below.
-    struct Daemon(i32);
-    impl Drop for Daemon {
-        fn drop(&mut self) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(self.0),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-        }
-    }
-    let _daemon = Daemon(daemon);
+    let daemon = warren_tests::listener_of(&socket);
     let helpers = children_of(daemon);
     assert!(!helpers.is_empty(), "no helper was started");
     for helper in helpers {
@@ -625,5 +597,27 @@ fn the_devices_cgroup_is_an_allow_list_even_for_a_privileged_spec() {
     );
     for line in ["c 1:3 rwm", "c 1:5 rwm", "c 10:229 rwm", "c 10:200 rwm"] {
         has_line(&out, line);
+    }
+}
+
+#[test]
+fn the_read_only_paths_of_an_emulated_proc_stay_read_only() {
+    let rt = Runtime::warren();
+    let out = run(
+        &rt,
+        "emulated-ro",
+        "mkdir -p /tmp/p && mount -t proc p /tmp/p && echo mounted; \
+         mount -o remount,bind,rw /tmp/p/sys/kernel 2>/dev/null && echo remounted-rw; \
+         mount -o remount,bind,rw /tmp/p/bus 2>/dev/null && echo bus-remounted-rw; \
+         /opt/warren-hostile setattr-rw /tmp/p/sys/kernel; \
+         umount /tmp/p/sys/kernel 2>/dev/null && echo unmounted; \
+         awk '$5 == \"/tmp/p/sys/kernel\" {print \"kernel\", substr($6, 1, 2)}' /proc/self/mountinfo",
+        |_| {},
+    );
+    has_line(&out, "mounted");
+    has_line(&out, "setattr-rw ENOSYS");
+    has_line(&out, "kernel ro");
+    for bad in ["remounted-rw", "bus-remounted-rw", "unmounted"] {
+        assert!(!out.lines().any(|l| l == bad), "{bad}:\n{out}");
     }
 }

@@ -101,3 +101,44 @@ fn a_tree_with_a_mount_below_is_not_removed_through_it() {
     warren_sys::remove_tree(&dir).unwrap();
     let _ = std::fs::remove_dir_all(&precious);
 }
+
+#[test]
+fn a_state_root_only_root_may_enter_works_and_leaves_nothing() {
+    use std::os::unix::fs::PermissionsExt;
+    // Docker's exec-root, /run/docker, is 0700: container root (an
+    // unprivileged host uid) cannot pass it.
+    let base = target_dir().join("test-state").join(unique("closed"));
+    std::fs::create_dir_all(&base).unwrap();
+    std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let mut rt = Runtime::warren();
+    let _ = std::fs::remove_dir(&rt.root);
+    rt.root = base.join("root");
+    let b = bundle(
+        &rt.bin,
+        &target_dir().join("test-bundles").join(unique("closed")),
+        &warren_tests::fixtures::shared_busybox(),
+        &[
+            "sh",
+            "-c",
+            "echo ran; ls /proc/self/ns >/dev/null && echo proc",
+        ],
+        |_| {},
+    );
+    let id = unique("closed");
+    let out = rt.run(&["run", "--bundle", b.to_str().unwrap(), &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "ran\nproc\n");
+    rt.ok(&["delete", "--force", &id]);
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&id), "mounts left behind");
+    let views: Vec<_> = std::fs::read_dir("/run/warren/prepared")
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(&format!("-{id}")))
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(views.is_empty(), "views left behind: {views:?}");
+    let _ = std::fs::remove_dir_all(&base);
+}

@@ -109,12 +109,13 @@ pub fn create_container(
     // them; after the pod's network namespace was entered (sysfs shows it).
     // warren-runc stays in the mount namespace the container starts from
     // until libcontainer is done.
+    let view = crate::locked::view_dir(&syscont::per_root_name(&globals.root, opts.id));
     let stay = match userns {
         Some(userns) if crate::locked::applies(&prepared) => {
             let entered = std::fs::read_link("/proc/self/exe")
                 .map_err(|e| RuntimeError::io("cannot read", "/proc/self/exe", e))
                 .and_then(|bin| {
-                    crate::locked::enter(&mut prepared, userns.as_fd(), &bin)
+                    crate::locked::enter(&mut prepared, userns.as_fd(), &bin, &prepared_dir, &view)
                         .map_err(RuntimeError::from)
                 })
                 .and_then(|stay| {
@@ -164,7 +165,14 @@ pub fn create_container(
         })
         .and_then(|b| b.build());
 
-    // Back in the host's mount namespace before anything is torn down.
+    // Back in the host's mount namespace before anything is torn down, and
+    // the spec on disk names the host's paths again.
+    if stay.is_some() {
+        crate::locked::unview(&mut prepared, &prepared_dir, &view);
+        if let Err(err) = crate::prepared::write(&globals.root, opts.id, &prepared) {
+            tracing::warn!(id = %opts.id, %err, "cannot rewrite the prepared spec");
+        }
+    }
     drop(stay);
     let leftover_cgroups = own_cgroups.as_ref().map(|n| n.dirs()).unwrap_or_default();
     drop(own_cgroups);

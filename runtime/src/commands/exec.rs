@@ -244,13 +244,13 @@ pub fn exec(args: liboci_cli::Exec, globals: &Globals) -> Result<i32, RuntimeErr
                 .build()
         });
     drop(file);
-    // The listener's own error says more than libcontainer's about a
-    // process that stopped before execve.
+    // libcontainer's error first: when it failed, the process never got as
+    // far as its filter.
     let served = channel.finish();
     let pid = match (built, served) {
         (Ok(pid), Ok(())) => pid,
-        (_, Err(err)) => return Err(err.into()),
-        (Err(err), Ok(())) => return Err(err.into()),
+        (Err(err), _) => return Err(err.into()),
+        (Ok(_), Err(err)) => return Err(err.into()),
     };
     if args.detach {
         return Ok(0);
