@@ -328,11 +328,11 @@ pub fn mount_pseudo(
         }
     };
     let mut added = Vec::new();
-    for rel in under(&container.masked, prefix) {
-        added.extend(sys::mask_in(m.as_fd(), home.root.as_fd(), rel)?);
-    }
     for rel in under(&container.readonly, prefix) {
         added.extend(sys::read_only_in(m.as_fd(), rel)?);
+    }
+    for rel in under(&container.masked, prefix) {
+        added.extend(sys::mask_in(m.as_fd(), home.root.as_fd(), rel)?);
     }
     let ids: Vec<u64> = added
         .iter()

@@ -172,7 +172,9 @@ fn serve(mut ours: UnixStream, reg: &Registration) -> Result<(), ExecListenerErr
         ));
     }
     match (word[0], fds.pop(), pid) {
-        (WITHOUT_FD, None, _) => {}
+        // A profile with a listener must come back with its fd: a process
+        // that says otherwise did not load the filter.
+        (WITHOUT_FD, None, _) if reg.listener.is_none() => {}
         (WITH_FD, Some(fd), Some(pid)) if pid > 0 => register(&fd, pid, reg)?,
         _ => {
             return Err(ExecListenerError::Receive(std::io::Error::other(

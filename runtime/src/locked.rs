@@ -396,13 +396,13 @@ pub fn enter(
     .map_err(step("mount sysfs"))?;
     let host_root =
         warren_sys::open_path("/", libc::O_PATH | libc::O_DIRECTORY).map_err(step("open /"))?;
-    for rel in under(&masked, "/sys") {
-        warren_sys::mask_in(tree.as_fd(), host_root.as_fd(), rel)
-            .map_err(step("mask a path under /sys"))?;
-    }
     for rel in under(&readonly, "/sys") {
         warren_sys::read_only_in(tree.as_fd(), rel)
             .map_err(step("make a path under /sys read-only"))?;
+    }
+    for rel in under(&masked, "/sys") {
+        warren_sys::mask_in(tree.as_fd(), host_root.as_fd(), rel)
+            .map_err(step("mask a path under /sys"))?;
     }
     let at = warren_sys::open_path(
         &sys_dir.display().to_string(),
@@ -513,13 +513,13 @@ pub fn hook_main() -> Result<(), LockedError> {
     .map_err(step("mount proc"))?;
     let host_root =
         warren_sys::open_path("/", libc::O_PATH | libc::O_DIRECTORY).map_err(step("open /"))?;
-    for rel in under(&masked, "/proc") {
-        warren_sys::mask_in(tree.as_fd(), host_root.as_fd(), rel)
-            .map_err(step("mask a path under /proc"))?;
-    }
     for rel in under(&readonly, "/proc") {
         warren_sys::read_only_in(tree.as_fd(), rel)
             .map_err(step("make a path under /proc read-only"))?;
+    }
+    for rel in under(&masked, "/proc") {
+        warren_sys::mask_in(tree.as_fd(), host_root.as_fd(), rel)
+            .map_err(step("mask a path under /proc"))?;
     }
     for (dest, source) in &binds {
         let rel = dest.trim_start_matches("/proc/");

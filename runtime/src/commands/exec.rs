@@ -229,6 +229,10 @@ pub fn exec(args: liboci_cli::Exec, globals: &Globals) -> Result<i32, RuntimeErr
         crate::spec::seccomp::refuse_by_number()
             .map_err(|e| RuntimeError::io("cannot load the filter of", "unnamed syscalls", e))?;
     }
+    // Not dumpable: nothing in the container may ptrace the process before
+    // it has loaded its filter (execve makes the program dumpable again).
+    // SAFETY: prctl with integer arguments only.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     let built = ContainerBuilder::new(args.container_id.clone(), SyscallType::default())
         .with_executor(RuncLikeExecutor { exec: Some(plan) })
         .with_root_path(globals.root.clone())
